@@ -1,0 +1,28 @@
+//! aarch64 with NEON: FMLA and FSQRT.
+
+use wide::f32x8;
+
+pub(crate) const SIMD: bool = true;
+pub(crate) const BACKEND: &str = "aarch64 NEON";
+
+#[inline(always)]
+pub(crate) fn fma(a: f32, b: f32, c: f32) -> f32 {
+    // libm emits FMADD on aarch64.
+    libm::fmaf(a, b, c)
+}
+
+#[inline(always)]
+pub(crate) fn fma8(a: f32x8, b: f32x8, c: f32x8) -> f32x8 {
+    // `wide` emits FMLA (`vfmaq_f32`) on aarch64 with NEON.
+    a.mul_add(b, c)
+}
+
+#[inline(always)]
+pub(crate) fn sqrt(x: f32) -> f32 {
+    libm::sqrtf(x)
+}
+
+#[inline(always)]
+pub(crate) fn sqrt8(x: f32x8) -> f32x8 {
+    x.sqrt()
+}

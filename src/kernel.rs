@@ -1,0 +1,289 @@
+//! The update formula, written once for one lane and for eight, and the loops
+//! that run it over slices.
+
+use wide::f32x8;
+
+use crate::lanes::Lanes;
+use crate::{Error, Rounding, StepScalars, arch};
+
+/// The step scalars broadcast to the lane type.
+#[derive(Clone, Copy)]
+struct Splat<L> {
+    decay: L,
+    l2: L,
+    lerp_weight: L,
+    lerp_weight_minus_one: L,
+    beta2: L,
+    one_minus_beta2: L,
+    bias_correction2_sqrt: L,
+    neg_step_size: L,
+    eps: L,
+}
+
+impl<L: Lanes> Splat<L> {
+    #[inline(always)]
+    fn new(s: &StepScalars) -> Self {
+        Splat {
+            decay: L::splat(s.decay),
+            l2: L::splat(s.l2),
+            lerp_weight: L::splat(s.lerp_weight),
+            // Exact: `lerp_weight` is in [0.5, 1] wherever this is used.
+            lerp_weight_minus_one: L::splat(s.lerp_weight - 1.0),
+            beta2: L::splat(s.beta2),
+            one_minus_beta2: L::splat(s.one_minus_beta2),
+            bias_correction2_sqrt: L::splat(s.bias_correction2_sqrt),
+            neg_step_size: L::splat(s.neg_step_size),
+            eps: L::splat(s.eps),
+        }
+    }
+}
+
+/// The flags of a step, each constant for the whole step, so every branch on
+/// them is taken the same way for every element.
+#[derive(Clone, Copy)]
+struct Flags {
+    maximize: bool,
+    coupled_l2: bool,
+    small_lerp_weight: bool,
+    amsgrad: bool,
+}
+
+impl Flags {
+    fn new(s: &StepScalars) -> Self {
+        Flags {
+            maximize: s.maximize,
+            coupled_l2: s.l2 != 0.0,
+            // torch's lerp switches formulas at |weight| = 0.5 to stay
+            // accurate near both ends.
+            small_lerp_weight: s.lerp_weight.abs() < 0.5,
+            amsgrad: s.amsgrad,
+        }
+    }
+}
+
+/// `a * b + c`, rounded once or twice as the mode says.
+#[inline(always)]
+fn mul_add<L: Lanes, const FUSED: bool>(a: L, b: L, c: L) -> L {
+    if FUSED { a.fma(b, c) } else { a * b + c }
+}
+
+/// One element's (or eight elements') step. The operations and their order
+/// are torch's single-tensor CPU path; see the crate documentation.
+#[inline(always)]
+fn update<L: Lanes, const FUSED: bool>(
+    k: &Splat<L>,
+    flags: Flags,
+    param: L,
+    grad: L,
+    exp_avg: L,
+    exp_avg_sq: L,
+    max_exp_avg_sq: L,
+) -> (L, L, L, L) {
+    let mut grad = if flags.maximize { -grad } else { grad };
+    if flags.coupled_l2 {
+        grad = mul_add::<L, FUSED>(k.l2, param, grad);
+    }
+
+    let param = param * k.decay;
+
+    let diff = grad - exp_avg;
+    let exp_avg = if flags.small_lerp_weight {
+        mul_add::<L, FUSED>(k.lerp_weight, diff, exp_avg)
+    } else {
+        mul_add::<L, FUSED>(k.lerp_weight_minus_one, diff, grad)
+    };
+
+    let exp_avg_sq = mul_add::<L, FUSED>(k.one_minus_beta2 * grad, grad, exp_avg_sq * k.beta2);
+
+    let (max_exp_avg_sq, second_moment) = if flags.amsgrad {
+        let max = max_exp_avg_sq.max_nan(exp_avg_sq);
+        (max, max)
+    } else {
+        (max_exp_avg_sq, exp_avg_sq)
+    };
+    let denom = second_moment.sqrt() / k.bias_correction2_sqrt + k.eps;
+
+    let param = param + (k.neg_step_size * exp_avg) / denom;
+
+    (param, exp_avg, exp_avg_sq, max_exp_avg_sq)
+}
+
+/// The slices of one tensor, checked to have one length.
+pub(crate) struct Buffers<'a> {
+    pub(crate) param: &'a mut [f32],
+    pub(crate) grad: &'a [f32],
+    pub(crate) exp_avg: &'a mut [f32],
+    pub(crate) exp_avg_sq: &'a mut [f32],
+    pub(crate) max_exp_avg_sq: Option<&'a mut [f32]>,
+}
+
+impl<'a> Buffers<'a> {
+    /// Checks lengths and the AMSGrad buffer against the scalars.
+    pub(crate) fn new(
+        scalars: &StepScalars,
+        param: &'a mut [f32],
+        grad: &'a [f32],
+        exp_avg: &'a mut [f32],
+        exp_avg_sq: &'a mut [f32],
+        max_exp_avg_sq: Option<&'a mut [f32]>,
+    ) -> Result<Self, Error> {
+        let expected = param.len();
+        check_len("grad", expected, grad.len())?;
+        check_len("exp_avg", expected, exp_avg.len())?;
+        check_len("exp_avg_sq", expected, exp_avg_sq.len())?;
+        match &max_exp_avg_sq {
+            Some(max) if scalars.amsgrad => check_len("max_exp_avg_sq", expected, max.len())?,
+            None if !scalars.amsgrad => {}
+            _ => {
+                return Err(Error::MaxExpAvgSqMismatch {
+                    amsgrad: scalars.amsgrad,
+                });
+            }
+        }
+        Ok(Buffers {
+            param,
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            max_exp_avg_sq,
+        })
+    }
+}
+
+fn check_len(name: &'static str, expected: usize, found: usize) -> Result<(), Error> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(Error::LengthMismatch {
+            name,
+            expected,
+            found,
+        })
+    }
+}
+
+/// Runs one step over checked buffers: 8 lanes at a time where the target
+/// has vector registers, then one lane at a time.
+pub(crate) fn apply(scalars: &StepScalars, buffers: Buffers<'_>) {
+    match scalars.rounding {
+        Rounding::Fused => apply_mode::<true>(scalars, buffers, arch::SIMD),
+        Rounding::Unfused => apply_mode::<false>(scalars, buffers, arch::SIMD),
+    }
+}
+
+/// Runs one step one lane at a time: the reference that the 8-lane body must
+/// match bit for bit.
+pub(crate) fn apply_scalar(scalars: &StepScalars, buffers: Buffers<'_>) {
+    match scalars.rounding {
+        Rounding::Fused => apply_mode::<true>(scalars, buffers, false),
+        Rounding::Unfused => apply_mode::<false>(scalars, buffers, false),
+    }
+}
+
+#[inline(never)]
+fn apply_mode<const FUSED: bool>(scalars: &StepScalars, buffers: Buffers<'_>, simd: bool) {
+    let flags = Flags::new(scalars);
+    let Buffers {
+        param,
+        grad,
+        exp_avg,
+        exp_avg_sq,
+        max_exp_avg_sq,
+    } = buffers;
+
+    // Without AMSGrad the maximum is neither read nor written; an empty slice
+    // stands in, and each lane reads 0 from it.
+    let max_exp_avg_sq = max_exp_avg_sq.unwrap_or_default();
+
+    if !simd {
+        let k = Splat::<f32>::new(scalars);
+        run::<f32, 1, FUSED>(&k, flags, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq);
+        return;
+    }
+
+    // `as_chunks` splits without a bounds check, so no panic path is left.
+    let (p, p_tail) = param.as_chunks_mut::<8>();
+    let (g, g_tail) = grad.as_chunks::<8>();
+    let (m, m_tail) = exp_avg.as_chunks_mut::<8>();
+    let (v, v_tail) = exp_avg_sq.as_chunks_mut::<8>();
+    let (max, max_tail) = max_exp_avg_sq.as_chunks_mut::<8>();
+
+    let k = Splat::<f32x8>::new(scalars);
+    run::<f32x8, 8, FUSED>(&k, flags, p, g, m, v, max);
+
+    let k = Splat::<f32>::new(scalars);
+    run::<f32, 1, FUSED>(&k, flags, p_tail, g_tail, m_tail, v_tail, max_tail);
+}
+
+/// Runs `update` over arrays of `N` elements, where `L` has `N` lanes. The
+/// slices have one length, except `max_exp_avg_sq`, which is empty without
+/// AMSGrad.
+#[inline(always)]
+fn run<L: Lanes + Chunk<N>, const N: usize, const FUSED: bool>(
+    k: &Splat<L>,
+    flags: Flags,
+    param: &mut [L::Array],
+    grad: &[L::Array],
+    exp_avg: &mut [L::Array],
+    exp_avg_sq: &mut [L::Array],
+    max_exp_avg_sq: &mut [L::Array],
+) {
+    let mut max_slots = max_exp_avg_sq.iter_mut();
+    let lanes = param.iter_mut().zip(grad).zip(exp_avg).zip(exp_avg_sq);
+    for (((p, g), m), v) in lanes {
+        let max_slot = max_slots.next();
+        let max_in = max_slot.as_deref().map_or(L::splat(0.0), L::load);
+
+        let (p_out, m_out, v_out, max_out) = update::<L, FUSED>(
+            k,
+            flags,
+            L::load(p),
+            L::load(g),
+            L::load(m),
+            L::load(v),
+            max_in,
+        );
+
+        L::store(p_out, p);
+        L::store(m_out, m);
+        L::store(v_out, v);
+        if let Some(slot) = max_slot {
+            L::store(max_out, slot);
+        }
+    }
+}
+
+/// Conversion between a lane type and the array of `N` `f32` it loads from.
+trait Chunk<const N: usize>: Sized {
+    type Array;
+    fn load(array: &Self::Array) -> Self;
+    fn store(self, array: &mut Self::Array);
+}
+
+impl Chunk<1> for f32 {
+    type Array = f32;
+
+    #[inline(always)]
+    fn load(array: &f32) -> Self {
+        *array
+    }
+
+    #[inline(always)]
+    fn store(self, array: &mut f32) {
+        *array = self;
+    }
+}
+
+impl Chunk<8> for f32x8 {
+    type Array = [f32; 8];
+
+    #[inline(always)]
+    fn load(array: &[f32; 8]) -> Self {
+        f32x8::new(*array)
+    }
+
+    #[inline(always)]
+    fn store(self, array: &mut [f32; 8]) {
+        *array = self.to_array();
+    }
+}

@@ -1,0 +1,89 @@
+//! One AdamW optimizer step over `f32` slices, in place, with the same
+//! results as PyTorch's `torch.optim.AdamW`, for microcontrollers, edge
+//! devices and desktop SIMD.
+//!
+//! # Example
+//!
+//! ```
+//! use adamw::{Hyperparams, StepScalars};
+//!
+//! let hyper = Hyperparams { lr: 1e-2, ..Hyperparams::DEFAULT };
+//! let mut param = [0.5f32; 20];
+//! let (mut exp_avg, mut exp_avg_sq) = ([0.0f32; 20], [0.0f32; 20]);
+//!
+//! for t in 1..=3 {
+//!     let grad = [0.1f32; 20];
+//!     StepScalars::new(&hyper, t)?.apply(&mut param, &grad, &mut exp_avg, &mut exp_avg_sq, None)?;
+//! }
+//! assert!(param[0] < 0.5);
+//! # Ok::<(), adamw::Error>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! - `#![no_std]`, no allocation, no panic path in the step functions.
+//! - Every input is checked before the first write: an `Err` means that no
+//!   buffer changed.
+//! - An element's result does not depend on where it sits in its slice: the
+//!   8-lane body and the one-lane tail run one formula in one order.
+//! - The results are the same bits on every supported target (see the
+//!   README for the list and the digest that proves it). NaN payloads and
+//!   the sign of a NaN are not part of this promise.
+//!
+//! # Numerics contract
+//!
+//! The scalars of step `t` are computed in `f64` from the `f64`
+//! hyperparameters and rounded to `f32` once ([`StepScalars`]). Each element
+//! then runs torch's single-tensor CPU path (`foreach=False, fused=False`):
+//!
+//! 1. with `maximize`, `g = -g`; with [`WeightDecay::CoupledL2`],
+//!    `g = weight_decay * p + g`
+//! 2. `p = p * f32(1 - lr * weight_decay)`
+//! 3. `w = f32(1 - beta1)`; `m = fma(w, g - m, m)` when `|w| < 0.5`, else
+//!    `m = fma(w - 1, g - m, g)` (torch's lerp)
+//! 4. `v = fma(f32(1 - beta2) * g, g, v * f32(beta2))`
+//! 5. with `amsgrad`, `max_v = max(max_v, v)` (NaN-propagating) replaces `v`
+//!    below; `denom = sqrt(v) / f32(sqrt(1 - beta2^t)) + f32(eps)`
+//! 6. `p = p + (f32(-lr / (1 - beta1^t)) * m) / denom`
+//!
+//! With [`Rounding::Fused`] (the default) each `fma` is rounded once, as
+//! torch computes on AVX2 and AVX-512 CPUs. With [`Rounding::Unfused`] it is
+//! a multiply and an add, each rounded, as torch's generic CPU path computes.
+//! Square roots are correctly rounded.
+//!
+//! Measured against torch 2.15 on x86-64 with golden vectors committed
+//! under `tests/golden/`: `m` and `v` match bit for bit. torch's `f32` square
+//! root is not always correctly rounded, so `p` matches within one unit in
+//! the last place of the larger operand of step 6's addition.
+//!
+//! torch keeps its step counter in an `f32` tensor, which stops counting at
+//! 2^24; this crate takes `t` as a `u64` and counts on.
+//!
+//! # Targets
+//!
+//! The `arch` module picks the instructions at compile time: FMA3 on x86
+//! with the `fma` target feature (build with `-C target-cpu=x86-64-v3` or
+//! `native`), NEON on aarch64, VFMA.F32 and VSQRT.F32 on Cortex-M4F, M7 and
+//! M33, and an exact software fused multiply-add everywhere else. A
+//! fast-math flag or `-C target-feature=+fma` on a CPU without FMA breaks
+//! these guarantees.
+
+#![no_std]
+#![deny(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod arch;
+mod error;
+mod hyper;
+mod kernel;
+mod lanes;
+mod scalars;
+mod step;
+
+pub use error::Error;
+pub use hyper::{Hyperparams, Rounding, WeightDecay};
+pub use scalars::StepScalars;
+pub use step::{adamw_step, step};
+
+/// The name of the arithmetic backend compiled for this target, for reports.
+pub const BACKEND: &str = arch::BACKEND;
