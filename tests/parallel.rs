@@ -1,0 +1,214 @@
+//! `StepScalars::apply_parallel` against the one-thread `apply`: every size
+//! and thread count must give the same bits. Run with
+//! `cargo test --features std`.
+
+#![cfg(feature = "std")]
+
+use std::num::NonZeroUsize;
+
+use adamw::{Error, Hyperparams, Rounding, StepScalars};
+
+/// Awkward lengths around the 8-element chunk alignment, and large odd ones
+/// whose chunks end in a tail.
+const SIZES: [usize; 14] = [0, 1, 7, 8, 9, 15, 16, 17, 31, 63, 100, 1001, 4099, 65_543];
+const THREADS: [usize; 6] = [1, 2, 3, 4, 7, 16];
+
+/// A fixed-seed xorshift generator, so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f32(&mut self, scale: f32) -> f32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        // 24 random bits mapped to [-1, 1).
+        let unit = (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0;
+        unit * scale
+    }
+
+    fn vec(&mut self, len: usize, scale: f32) -> Vec<f32> {
+        (0..len).map(|_| self.next_f32(scale)).collect()
+    }
+}
+
+#[derive(Clone, PartialEq, Debug)]
+struct State {
+    param: Vec<f32>,
+    grad: Vec<f32>,
+    exp_avg: Vec<f32>,
+    exp_avg_sq: Vec<f32>,
+    max_exp_avg_sq: Option<Vec<f32>>,
+}
+
+impl State {
+    fn random(len: usize, seed: u64, amsgrad: bool) -> Self {
+        let mut rng = Rng(seed);
+        let exp_avg_sq: Vec<f32> = rng.vec(len, 1e-3).iter().map(|x| x.abs()).collect();
+        let max_exp_avg_sq = amsgrad.then(|| exp_avg_sq.iter().map(|x| x * 1.5).collect());
+        State {
+            param: rng.vec(len, 1.0),
+            grad: rng.vec(len, 1e-1),
+            exp_avg: rng.vec(len, 1e-2),
+            exp_avg_sq,
+            max_exp_avg_sq,
+        }
+    }
+}
+
+fn apply_one_thread(scalars: &StepScalars, state: &mut State) {
+    let result = scalars.apply(
+        &mut state.param,
+        &state.grad,
+        &mut state.exp_avg,
+        &mut state.exp_avg_sq,
+        state.max_exp_avg_sq.as_deref_mut(),
+    );
+    assert_eq!(result, Ok(()));
+}
+
+fn apply_threads(scalars: &StepScalars, threads: usize, state: &mut State) {
+    let threads = NonZeroUsize::new(threads).expect("thread counts in the table are nonzero");
+    let result = scalars.apply_parallel(
+        threads,
+        &mut state.param,
+        &state.grad,
+        &mut state.exp_avg,
+        &mut state.exp_avg_sq,
+        state.max_exp_avg_sq.as_deref_mut(),
+    );
+    assert_eq!(result, Ok(()));
+}
+
+/// Asserts that two buffers hold the same bits, naming the first element
+/// that differs with both values in hex.
+fn assert_same_bits(name: &str, case: &str, expected: &[f32], actual: &[f32]) {
+    assert_eq!(expected.len(), actual.len(), "{case}: {name} length");
+    let first_difference = expected
+        .iter()
+        .zip(actual)
+        .position(|(e, a)| e.to_bits() != a.to_bits());
+    if let Some(i) = first_difference {
+        panic!(
+            "{case}: {name}[{i}] differs: one thread {:#010x} ({}), threads {:#010x} ({})",
+            expected[i].to_bits(),
+            expected[i],
+            actual[i].to_bits(),
+            actual[i],
+        );
+    }
+}
+
+/// Runs two steps both ways over every size and thread count and compares
+/// every buffer.
+fn check_matches_one_thread(hyper: &Hyperparams) {
+    for len in SIZES {
+        for threads in THREADS {
+            let case = format!("len {len}, {threads} threads, {hyper:?}");
+            let initial = State::random(len, 0x9E37_79B9_7F4A_7C15 ^ len as u64, hyper.amsgrad);
+            let mut expected = initial.clone();
+            let mut actual = initial;
+            for t in 1..=2 {
+                let scalars = StepScalars::new(hyper, t).expect("valid hyperparameters");
+                apply_one_thread(&scalars, &mut expected);
+                apply_threads(&scalars, threads, &mut actual);
+            }
+            assert_same_bits("param", &case, &expected.param, &actual.param);
+            assert_same_bits("exp_avg", &case, &expected.exp_avg, &actual.exp_avg);
+            assert_same_bits(
+                "exp_avg_sq",
+                &case,
+                &expected.exp_avg_sq,
+                &actual.exp_avg_sq,
+            );
+            let no_max = Vec::new();
+            assert_same_bits(
+                "max_exp_avg_sq",
+                &case,
+                expected.max_exp_avg_sq.as_ref().unwrap_or(&no_max),
+                actual.max_exp_avg_sq.as_ref().unwrap_or(&no_max),
+            );
+        }
+    }
+}
+
+#[test]
+fn parallel_fused_matches_one_thread() {
+    check_matches_one_thread(&Hyperparams::DEFAULT);
+}
+
+#[test]
+fn parallel_unfused_matches_one_thread() {
+    check_matches_one_thread(&Hyperparams {
+        rounding: Rounding::Unfused,
+        ..Hyperparams::DEFAULT
+    });
+}
+
+#[test]
+fn parallel_amsgrad_maximize_matches_one_thread() {
+    check_matches_one_thread(&Hyperparams {
+        amsgrad: true,
+        maximize: true,
+        ..Hyperparams::DEFAULT
+    });
+}
+
+#[test]
+fn parallel_length_mismatch_writes_nothing() {
+    let scalars = StepScalars::new(&Hyperparams::DEFAULT, 1).expect("valid hyperparameters");
+    let initial = State::random(1000, 7, false);
+    let mut state = initial.clone();
+    state.exp_avg_sq.truncate(999);
+    let threads = NonZeroUsize::new(4).expect("4 is nonzero");
+
+    let result = scalars.apply_parallel(
+        threads,
+        &mut state.param,
+        &state.grad,
+        &mut state.exp_avg,
+        &mut state.exp_avg_sq,
+        None,
+    );
+
+    assert_eq!(
+        result,
+        Err(Error::LengthMismatch {
+            name: "exp_avg_sq",
+            expected: 1000,
+            found: 999,
+        })
+    );
+    assert_same_bits("param", "mismatch", &initial.param, &state.param);
+    assert_same_bits("exp_avg", "mismatch", &initial.exp_avg, &state.exp_avg);
+}
+
+#[test]
+fn parallel_missing_max_buffer_writes_nothing() {
+    let hyper = Hyperparams {
+        amsgrad: true,
+        ..Hyperparams::DEFAULT
+    };
+    let scalars = StepScalars::new(&hyper, 1).expect("valid hyperparameters");
+    let initial = State::random(100, 11, false);
+    let mut state = initial.clone();
+    let threads = NonZeroUsize::new(2).expect("2 is nonzero");
+
+    let result = scalars.apply_parallel(
+        threads,
+        &mut state.param,
+        &state.grad,
+        &mut state.exp_avg,
+        &mut state.exp_avg_sq,
+        None,
+    );
+
+    assert_eq!(result, Err(Error::MaxExpAvgSqMismatch { amsgrad: true }));
+    assert_same_bits("param", "missing max", &initial.param, &state.param);
+    assert_same_bits("exp_avg", "missing max", &initial.exp_avg, &state.exp_avg);
+    assert_same_bits(
+        "exp_avg_sq",
+        "missing max",
+        &initial.exp_avg_sq,
+        &state.exp_avg_sq,
+    );
+}
