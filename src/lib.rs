@@ -77,6 +77,9 @@ mod error;
 mod hyper;
 mod kernel;
 mod lanes;
+// `std` feature: `StepScalars::apply_parallel`, which splits a tensor across threads.
+#[cfg(feature = "std")]
+mod parallel;
 mod scalars;
 mod step;
 
