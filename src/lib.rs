@@ -77,6 +77,7 @@ mod error;
 mod hyper;
 mod kernel;
 mod lanes;
+mod optimizer;
 // `std` feature: `StepScalars::apply_parallel`, which splits a tensor across threads.
 #[cfg(feature = "std")]
 mod parallel;
@@ -85,6 +86,7 @@ mod step;
 
 pub use error::Error;
 pub use hyper::{Hyperparams, Rounding, WeightDecay};
+pub use optimizer::{Optimizer, OptimizerError, StepOutcome, TensorBuffers};
 pub use scalars::StepScalars;
 pub use step::{adamw_step, step};
 
