@@ -1,0 +1,114 @@
+//! Trains an MLP 64-32-10 on the UCI handwritten digits with this crate's
+//! AdamW, and compares the loss with torch's for the same run.
+//!
+//! On the host:
+//!
+//! ```text
+//! cargo run --release --example digits
+//! DIGITS_EPOCHS=3 cargo run --release --example digits
+//! ```
+//!
+//! On a Cortex-M4F under QEMU (the runner in `.cargo/config.toml` starts
+//! `qemu-system-arm -M mps2-an386` with semihosting), where `DIGITS_EPOCHS`
+//! is read when the program is compiled:
+//!
+//! ```text
+//! cargo run --release --example digits --target thumbv7em-none-eabihf
+//! ```
+//!
+//! Both print the same report from the same code in `train.rs`, including a
+//! digest of the final weights, which is the same on both.
+
+#![cfg_attr(target_os = "none", no_std)]
+#![cfg_attr(target_os = "none", no_main)]
+
+mod data;
+mod model;
+mod train;
+
+/// Parses an epoch count, `None` for anything but a whole number.
+fn parse_epochs(text: &str) -> Option<u32> {
+    text.trim().parse().ok()
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() -> std::process::ExitCode {
+    use std::process::ExitCode;
+
+    let epochs = match std::env::var("DIGITS_EPOCHS") {
+        Ok(text) => match parse_epochs(&text) {
+            Some(epochs) => epochs,
+            None => {
+                eprintln!("invalid DIGITS_EPOCHS {text:?}: expected a whole number of epochs");
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(_) => train::EPOCHS,
+    };
+
+    println!("target: host, AdamW backend: {}", adamw::BACKEND);
+    let start = std::time::Instant::now();
+    if let Err(e) = train::run(epochs, &mut Stdout) {
+        eprintln!("{e}");
+        return ExitCode::FAILURE;
+    }
+    println!("time: {:.2} s", start.elapsed().as_secs_f64());
+    ExitCode::SUCCESS
+}
+
+/// `print!` as a `fmt::Write`. The standard output is line-buffered, so the
+/// report shows epoch by epoch.
+#[cfg(not(target_os = "none"))]
+struct Stdout;
+
+#[cfg(not(target_os = "none"))]
+impl core::fmt::Write for Stdout {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        print!("{s}");
+        Ok(())
+    }
+}
+
+#[cfg(target_os = "none")]
+mod bare_metal {
+    use semihosting::process::exit;
+
+    use crate::{parse_epochs, train};
+
+    #[cortex_m_rt::entry]
+    fn main() -> ! {
+        let Some(epochs) = option_env!("DIGITS_EPOCHS").map_or(Some(train::EPOCHS), parse_epochs)
+        else {
+            semihosting::eprintln!(
+                "invalid DIGITS_EPOCHS at compile time: expected a whole number of epochs"
+            );
+            exit(2)
+        };
+
+        semihosting::println!("target: bare metal, AdamW backend: {}", adamw::BACKEND);
+        match train::run(epochs, &mut Stdout) {
+            Ok(()) => exit(0),
+            Err(e) => {
+                semihosting::eprintln!("{e}");
+                exit(1)
+            }
+        }
+    }
+
+    /// `semihosting::print!` as a `fmt::Write`.
+    struct Stdout;
+
+    impl core::fmt::Write for Stdout {
+        fn write_str(&mut self, s: &str) -> core::fmt::Result {
+            semihosting::print!("{s}");
+            Ok(())
+        }
+    }
+
+    // A fault exits QEMU with a failure status instead of spinning forever.
+    #[cortex_m_rt::exception]
+    unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
+        semihosting::eprintln!("HardFault at pc {:#010x}", frame.pc());
+        exit(3)
+    }
+}
