@@ -74,6 +74,9 @@
 
 mod arch;
 mod error;
+// `ffi` feature: the C ABI declared in include/adamw.h.
+#[cfg(feature = "ffi")]
+pub mod ffi;
 mod hyper;
 mod kernel;
 mod lanes;
