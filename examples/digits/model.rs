@@ -42,17 +42,23 @@ impl Mlp {
             b2: [0.0; CLASSES],
         }
     }
+}
 
-    /// The tensors in a fixed order: `w1`, `b1`, `w2`, `b2`.
-    pub fn tensors(&self) -> [&[f32]; 4] {
-        [&self.w1, &self.b1, &self.w2, &self.b2]
-    }
+/// The parameters as the forward pass reads them, wherever they are stored.
+#[derive(Clone, Copy)]
+pub struct Params<'a> {
+    pub w1: &'a [f32],
+    pub b1: &'a [f32],
+    pub w2: &'a [f32],
+    pub b2: &'a [f32],
+}
 
+impl Params<'_> {
     /// FNV-1a (64 bits) over the little-endian bytes of every value, in the
-    /// order of [`Mlp::tensors`]: equal digests mean equal bits.
+    /// order `w1`, `b1`, `w2`, `b2`: equal digests mean equal bits.
     pub fn digest(&self) -> u64 {
         let mut hash = 0xcbf2_9ce4_8422_2325u64;
-        for tensor in self.tensors() {
+        for tensor in [self.w1, self.b1, self.w2, self.b2] {
             for value in tensor {
                 for byte in value.to_bits().to_le_bytes() {
                     hash = (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3);
@@ -84,7 +90,7 @@ impl Activations {
 fn linear<const IN: usize, const OUT: usize>(
     input: &[f32; IN],
     weight: &[f32],
-    bias: &[f32; OUT],
+    bias: &[f32],
     out: &mut [f32; OUT],
 ) {
     for ((out, row), bias) in out.iter_mut().zip(weight.chunks_exact(IN)).zip(bias) {
@@ -98,16 +104,16 @@ fn linear<const IN: usize, const OUT: usize>(
 
 /// Runs the model on one sample and returns the predicted digit (the first
 /// largest logit, as `torch.argmax` picks).
-pub fn forward(params: &Mlp, input: &[f32; INPUTS], act: &mut Activations) -> usize {
+pub fn forward(params: Params<'_>, input: &[f32; INPUTS], act: &mut Activations) -> usize {
     let mut hidden = [0.0f32; HIDDEN];
-    linear(input, &params.w1, &params.b1, &mut hidden);
+    linear(input, params.w1, params.b1, &mut hidden);
     for h in &mut hidden {
         *h = if *h > 0.0 { *h } else { 0.0 };
     }
     act.hidden = hidden;
 
     let mut logits = [0.0f32; CLASSES];
-    linear(&hidden, &params.w2, &params.b2, &mut logits);
+    linear(&hidden, params.w2, params.b2, &mut logits);
 
     let mut max = logits[0];
     let mut predicted = 0;
@@ -135,7 +141,7 @@ pub fn forward(params: &Mlp, input: &[f32; INPUTS], act: &mut Activations) -> us
 ///
 /// `inputs` and `labels` have one entry per sample, at most [`BATCH`].
 pub fn forward_backward(
-    params: &Mlp,
+    params: Params<'_>,
     inputs: &[[f32; INPUTS]],
     labels: &[u8],
     acts: &mut [Activations; BATCH],

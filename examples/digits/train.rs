@@ -3,10 +3,10 @@
 
 use core::fmt::{self, Write};
 
-use adamw::{Hyperparams, StepScalars};
+use adamw::{Hyperparams, Optimizer, OptimizerError, TensorBuffers};
 
 use crate::data::{self, SplitMix64, TEST, TRAIN};
-use crate::model::{self, Activations, BATCH, CLASSES, HIDDEN, INPUTS, Mlp};
+use crate::model::{self, Activations, BATCH, CLASSES, HIDDEN, INPUTS, Mlp, Params};
 
 /// Seed of the generator that splits, initialises and shuffles.
 pub const SEED: u64 = 2026;
@@ -42,44 +42,102 @@ pub struct EpochStats {
     pub test_correct: u32,
 }
 
-/// Everything that changes during training.
-pub struct Trainer {
+/// The buffers that the optimizer borrows: the parameters and both AdamW
+/// moments.
+pub struct State {
     params: Mlp,
+    exp_avg: Mlp,
+    exp_avg_sq: Mlp,
+}
+
+impl State {
+    pub const fn new() -> Self {
+        State {
+            params: Mlp::zeros(),
+            exp_avg: Mlp::zeros(),
+            exp_avg_sq: Mlp::zeros(),
+        }
+    }
+}
+
+/// Indices of the tensors in the optimizer, in registration order, which is
+/// the order of the gradients passed to each step.
+const W1: usize = 0;
+const B1: usize = 1;
+const W2: usize = 2;
+const B2: usize = 3;
+
+/// Everything that changes during training.
+pub struct Trainer<'a> {
+    optimizer: Optimizer<'a, 4, 2>,
     grads: Mlp,
-    optimizer: Optimizer,
     rng: SplitMix64,
     train: [u16; TRAIN],
     test: [u16; TEST],
     epoch: u32,
 }
 
-impl Trainer {
-    /// Splits the data and initialises the weights, drawing in the order
-    /// that `examples/train_torch.py` repeats: the split, then `w1`, `b1`,
-    /// `w2`, `b2`.
-    pub fn new() -> Self {
+impl<'a> Trainer<'a> {
+    /// Splits the data, initialises the weights in `state`, drawing in the
+    /// order that `examples/train_torch.py` repeats (the split, then `w1`,
+    /// `b1`, `w2`, `b2`), and registers the weights and the biases as two
+    /// parameter groups.
+    ///
+    /// # Errors
+    ///
+    /// Whatever the optimizer's registration returns; with these fixed
+    /// shapes and hyperparameters it returns none.
+    pub fn new(state: &'a mut State) -> Result<Self, OptimizerError> {
         let mut rng = SplitMix64::new(SEED);
         let (train, test) = data::split(&mut rng);
 
-        let mut params = Mlp::zeros();
+        let State {
+            params,
+            exp_avg: m,
+            exp_avg_sq: v,
+        } = state;
         rng.fill_uniform(&mut params.w1, INPUTS);
         rng.fill_uniform(&mut params.b1, INPUTS);
         rng.fill_uniform(&mut params.w2, HIDDEN);
         rng.fill_uniform(&mut params.b2, HIDDEN);
 
-        Trainer {
-            params,
+        let mut optimizer = Optimizer::new();
+        let weights = optimizer.add_group(WEIGHTS)?;
+        let biases = optimizer.add_group(BIASES)?;
+        let tensors = [
+            (weights, &mut params.w1[..], &mut m.w1[..], &mut v.w1[..]),
+            (biases, &mut params.b1[..], &mut m.b1[..], &mut v.b1[..]),
+            (weights, &mut params.w2[..], &mut m.w2[..], &mut v.w2[..]),
+            (biases, &mut params.b2[..], &mut m.b2[..], &mut v.b2[..]),
+        ];
+        for (group, param, exp_avg, exp_avg_sq) in tensors {
+            let buffers = TensorBuffers {
+                param,
+                exp_avg,
+                exp_avg_sq,
+                max_exp_avg_sq: None,
+            };
+            optimizer.add_tensor(group, buffers)?;
+        }
+
+        Ok(Trainer {
+            optimizer,
             grads: Mlp::zeros(),
-            optimizer: Optimizer::new(),
             rng,
             train,
             test,
             epoch: 0,
-        }
+        })
     }
 
-    pub fn params(&self) -> &Mlp {
-        &self.params
+    /// The current parameters, read where the optimizer keeps them.
+    ///
+    /// # Errors
+    ///
+    /// [`OptimizerError::UnknownTensor`], which the four registered tensors
+    /// never give.
+    pub fn params(&self) -> Result<Params<'_>, OptimizerError> {
+        params(&self.optimizer)
     }
 
     /// Shuffles the training set, takes one optimizer step per mini-batch of
@@ -90,7 +148,7 @@ impl Trainer {
     ///
     /// Whatever the optimizer step returns; with these fixed shapes and
     /// hyperparameters it returns none.
-    pub fn epoch(&mut self) -> Result<EpochStats, adamw::Error> {
+    pub fn epoch(&mut self) -> Result<EpochStats, OptimizerError> {
         self.rng.shuffle(&mut self.train);
 
         let mut inputs = [[0.0f32; INPUTS]; BATCH];
@@ -99,20 +157,25 @@ impl Trainer {
         let mut loss_sum = 0.0f64;
         let mut batches = 0u32;
 
-        for batch in self.train.chunks(BATCH) {
+        for start in (0..TRAIN).step_by(BATCH) {
+            let batch = &self.train[start..TRAIN.min(start + BATCH)];
             for ((input, label), &index) in inputs.iter_mut().zip(&mut labels).zip(batch) {
                 *input = data::image(usize::from(index));
                 *label = data::label(usize::from(index));
             }
             let n = batch.len();
             let loss = model::forward_backward(
-                &self.params,
+                params(&self.optimizer)?,
                 &inputs[..n],
                 &labels[..n],
                 &mut acts,
                 &mut self.grads,
             );
-            self.optimizer.step(&mut self.params, &self.grads)?;
+
+            let g = &self.grads;
+            // The order of registration: W1, B1, W2, B2.
+            self.optimizer
+                .step(&[Some(&g.w1), Some(&g.b1), Some(&g.w2), Some(&g.b2)])?;
             loss_sum += f64::from(loss);
             batches += 1;
         }
@@ -121,55 +184,34 @@ impl Trainer {
         Ok(EpochStats {
             epoch: self.epoch,
             loss: loss_sum / f64::from(batches),
-            train_correct: self.count_correct(&self.train),
-            test_correct: self.count_correct(&self.test),
+            train_correct: self.count_correct(&self.train)?,
+            test_correct: self.count_correct(&self.test)?,
         })
     }
 
-    fn count_correct(&self, indices: &[u16]) -> u32 {
+    fn count_correct(&self, indices: &[u16]) -> Result<u32, OptimizerError> {
+        let params = self.params()?;
         let mut act = Activations::ZERO;
         let mut correct = 0;
         for &index in indices {
             let index = usize::from(index);
-            let predicted = model::forward(&self.params, &data::image(index), &mut act);
+            let predicted = model::forward(params, &data::image(index), &mut act);
             if predicted == usize::from(data::label(index)) {
                 correct += 1;
             }
         }
-        correct
+        Ok(correct)
     }
 }
 
-/// AdamW's state: both moments of every parameter and the step count.
-pub struct Optimizer {
-    exp_avg: Mlp,
-    exp_avg_sq: Mlp,
-    /// Steps taken so far.
-    step: u64,
-}
-
-impl Optimizer {
-    pub fn new() -> Self {
-        Optimizer {
-            exp_avg: Mlp::zeros(),
-            exp_avg_sq: Mlp::zeros(),
-            step: 0,
-        }
-    }
-
-    /// One AdamW step over the four tensors, with weight decay on `w1` and
-    /// `w2` only.
-    pub fn step(&mut self, p: &mut Mlp, g: &Mlp) -> Result<(), adamw::Error> {
-        self.step += 1;
-        let weights = StepScalars::new(&WEIGHTS, self.step)?;
-        let biases = StepScalars::new(&BIASES, self.step)?;
-
-        let (m, v) = (&mut self.exp_avg, &mut self.exp_avg_sq);
-        weights.apply(&mut p.w1, &g.w1, &mut m.w1, &mut v.w1, None)?;
-        weights.apply(&mut p.w2, &g.w2, &mut m.w2, &mut v.w2, None)?;
-        biases.apply(&mut p.b1, &g.b1, &mut m.b1, &mut v.b1, None)?;
-        biases.apply(&mut p.b2, &g.b2, &mut m.b2, &mut v.b2, None)
-    }
+/// The parameters in `optimizer`.
+fn params<'o>(optimizer: &'o Optimizer<'_, 4, 2>) -> Result<Params<'o>, OptimizerError> {
+    Ok(Params {
+        w1: optimizer.param(W1)?,
+        b1: optimizer.param(B1)?,
+        w2: optimizer.param(W2)?,
+        b2: optimizer.param(B2)?,
+    })
 }
 
 /// The torch reference: the digest of its initial weights and its epochs.
@@ -211,13 +253,13 @@ fn parse_row(line: &str) -> Option<EpochStats> {
 /// Why a run stopped early.
 #[derive(Debug)]
 pub enum RunError {
-    Step(adamw::Error),
+    Optimizer(OptimizerError),
     Output(fmt::Error),
 }
 
-impl From<adamw::Error> for RunError {
-    fn from(e: adamw::Error) -> Self {
-        RunError::Step(e)
+impl From<OptimizerError> for RunError {
+    fn from(e: OptimizerError) -> Self {
+        RunError::Optimizer(e)
     }
 }
 
@@ -230,7 +272,7 @@ impl From<fmt::Error> for RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::Step(e) => write!(f, "optimizer step failed: {e}"),
+            RunError::Optimizer(e) => write!(f, "optimizer failed: {e}"),
             RunError::Output(_) => f.write_str("writing the report failed"),
         }
     }
@@ -247,13 +289,14 @@ fn percent(correct: u32, total: usize) -> f64 {
 ///
 /// # Errors
 ///
-/// [`RunError::Output`] when `out` fails, [`RunError::Step`] when the
-/// optimizer rejects a step.
+/// [`RunError::Output`] when `out` fails, [`RunError::Optimizer`] when the
+/// optimizer rejects a call.
 pub fn run(epochs: u32, out: &mut impl Write) -> Result<(), RunError> {
     let torch = TorchReference::parse();
-    let mut trainer = Trainer::new();
+    let mut state = State::new();
+    let mut trainer = Trainer::new(&mut state)?;
 
-    let init_digest = trainer.params().digest();
+    let init_digest = trainer.params()?.digest();
     write!(out, "initial weights: digest {init_digest:#018x}")?;
     match torch.init_digest {
         Some(d) if d == init_digest => writeln!(out, ", the same as torch's")?,
@@ -303,7 +346,7 @@ pub fn run(epochs: u32, out: &mut impl Write) -> Result<(), RunError> {
         return Ok(());
     };
 
-    let final_digest = trainer.params().digest();
+    let final_digest = trainer.params()?.digest();
     writeln!(out)?;
     writeln!(
         out,
@@ -325,12 +368,15 @@ pub fn run(epochs: u32, out: &mut impl Write) -> Result<(), RunError> {
     )?;
     writeln!(out, "final weights: digest {final_digest:#018x}")?;
 
-    let tensor_bytes = Mlp::LEN * core::mem::size_of::<f32>();
+    // The optimizer stores slice references, group hyperparameters and step
+    // counters; its size depends on the pointer width.
+    let tensor_bytes = Mlp::LEN * size_of::<f32>();
+    let optimizer_bytes = size_of::<Optimizer<'static, 4, 2>>();
     writeln!(
         out,
-        "RAM: parameters {tensor_bytes} B, gradients {tensor_bytes} B, AdamW state {} B, total {} B",
+        "RAM: parameters {tensor_bytes} B, gradients {tensor_bytes} B, AdamW moments {} B, optimizer {optimizer_bytes} B, total {} B",
         2 * tensor_bytes,
-        4 * tensor_bytes
+        4 * tensor_bytes + optimizer_bytes
     )?;
 
     Ok(())
