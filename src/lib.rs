@@ -73,6 +73,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
+mod checkpoint;
+mod clip;
+mod crc32;
 mod error;
 // `ffi` feature: the C ABI declared in include/adamw.h.
 #[cfg(feature = "ffi")]
@@ -81,16 +84,24 @@ mod hyper;
 mod kernel;
 mod lanes;
 mod optimizer;
+mod schedule;
 // `std` feature: `StepScalars::apply_parallel`, which splits a tensor across threads.
 #[cfg(feature = "std")]
 mod parallel;
 mod scalars;
 mod step;
 
+pub use checkpoint::{CHECKPOINT_VERSION, CheckpointError, Contents};
+pub use clip::{
+    ClipError, clip_coefficient, clip_grad_norm, clip_grads_with_norm, l2_norm, total_norm,
+};
 pub use error::Error;
 pub use hyper::{Hyperparams, Rounding, WeightDecay};
 pub use optimizer::{Optimizer, OptimizerError, StepOutcome, TensorBuffers};
 pub use scalars::StepScalars;
+pub use schedule::{
+    CosineAnnealingLr, LinearLr, LrScheduler, Schedule, ScheduleError, SequentialLr,
+};
 pub use step::{adamw_step, step};
 
 /// The name of the arithmetic backend compiled for this target, for reports.

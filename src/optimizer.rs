@@ -210,7 +210,7 @@ pub enum StepOutcome {
 /// The caller does, and passes them to [`Optimizer::step`] as one
 /// `Option<&[f32]>` per tensor, in registration order. The backward pass
 /// writes gradients into buffers the caller owns anyway, clipping
-/// (`clip_grad_norm`) rewrites them in place before the step, and
+/// ([`crate::clip_grad_norm`]) rewrites them in place before the step, and
 /// the same buffers can be reused for gradient accumulation. So there is no
 /// `zero_grad` here: the caller clears its gradient buffers (or passes
 /// `None` for a tensor that got no gradient this step).
@@ -311,7 +311,7 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
     /// The moments (and `max_exp_avg_sq`) are set to zero and the step
     /// counter starts at 0, which is torch's state before a parameter's
     /// first step; the buffers may therefore come from uninitialised RAM.
-    /// Use `Optimizer::restore` to resume from a saved state.
+    /// Use [`Optimizer::restore`] to resume from a saved state.
     ///
     /// # Errors
     ///
@@ -577,6 +577,14 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
                 None => None,
                 Some(grad) => {
                     check_len(tensor, "grad", slot.param.len(), grad.len())?;
+                    let amsgrad = self.group(slot.group)?.amsgrad;
+                    if slot.max_exp_avg_sq.is_some() != amsgrad {
+                        return Err(OptimizerError::MaxExpAvgSqMismatch {
+                            tensor,
+                            group: slot.group,
+                            amsgrad,
+                        });
+                    }
                     let t = slot.step.saturating_add(1);
                     Some(self.scalars_for(&mut plan, slot.group, t)?)
                 }
