@@ -75,22 +75,22 @@ mod bare_metal {
 
     use crate::{parse_epochs, train};
 
-    #[cortex_m_rt::entry]
-    fn main() -> ! {
+    /// Runs the training and returns the exit status.
+    fn run() -> i32 {
         let Some(epochs) = option_env!("DIGITS_EPOCHS").map_or(Some(train::EPOCHS), parse_epochs)
         else {
             semihosting::eprintln!(
                 "invalid DIGITS_EPOCHS at compile time: expected a whole number of epochs"
             );
-            exit(2)
+            return 2;
         };
 
         semihosting::println!("target: bare metal, AdamW backend: {}", adamw::BACKEND);
         match train::run(epochs, &mut Stdout) {
-            Ok(()) => exit(0),
+            Ok(()) => 0,
             Err(e) => {
                 semihosting::eprintln!("{e}");
-                exit(1)
+                1
             }
         }
     }
@@ -105,10 +105,32 @@ mod bare_metal {
         }
     }
 
-    // A fault exits QEMU with a failure status instead of spinning forever.
+    #[cfg(target_arch = "arm")]
+    #[cortex_m_rt::entry]
+    fn main() -> ! {
+        exit(run())
+    }
+
+    // A fault, such as a stack overflow into the flash alias, exits QEMU
+    // with a failure status instead of spinning forever.
+    #[cfg(target_arch = "arm")]
     #[cortex_m_rt::exception]
     unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
         semihosting::eprintln!("HardFault at pc {:#010x}", frame.pc());
+        exit(3)
+    }
+
+    #[cfg(target_arch = "riscv32")]
+    #[riscv_rt::entry]
+    fn main() -> ! {
+        exit(run())
+    }
+
+    // riscv-rt sends every exception without its own handler to `abort`.
+    #[cfg(target_arch = "riscv32")]
+    #[unsafe(no_mangle)]
+    extern "C" fn abort() -> ! {
+        semihosting::eprintln!("trap: unexpected exception");
         exit(3)
     }
 }
