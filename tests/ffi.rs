@@ -1134,3 +1134,222 @@ fn first_failing_check_is_reported() {
         );
     }
 }
+
+/// The training of examples/c/linreg.c, computed with the Rust API, must
+/// print exactly examples/c/linreg.expected, which .ci/c_abi.sh compares
+/// with the C program's output on the host and on the Cortex-M4.
+#[test]
+fn c_linreg_example_output_matches_rust_api() {
+    let expected = include_str!("../examples/c/linreg.expected");
+    let found = linreg::run();
+    let (found_lines, expected_lines): (Vec<_>, Vec<_>) =
+        (found.lines().collect(), expected.lines().collect());
+    assert_eq!(
+        found_lines.len(),
+        expected_lines.len(),
+        "line count\n{found}"
+    );
+    for (f, e) in found_lines.iter().zip(&expected_lines) {
+        assert_eq!(f, e, "Rust API output differs from linreg.expected");
+    }
+}
+
+/// A line-for-line port of examples/c/linreg.c to the Rust API. Every float
+/// operation is written in the C program's order, one rounding each.
+mod linreg {
+    use std::fmt::Write;
+
+    use adamw::ffi::{
+        ADAMW_ERR_INVALID_ROUNDING, ADAMW_ERR_OVERLAP, ADAMW_ERR_STEP_ZERO, adamw_strerror,
+    };
+    use adamw::{Error, Hyperparams, Rounding, StepScalars, WeightDecay};
+
+    const SAMPLES: usize = 64;
+    const FEATURES: usize = 3;
+    const STEPS: u64 = 200;
+
+    struct Data {
+        xs: [[f32; FEATURES]; SAMPLES],
+        ys: [f32; SAMPLES],
+    }
+
+    fn make_data() -> Data {
+        let mut xs = [[0.0f32; FEATURES]; SAMPLES];
+        let mut ys = [0.0f32; SAMPLES];
+        for i in 0..SAMPLES as i32 {
+            for d in 0..FEATURES as i32 {
+                xs[i as usize][d as usize] = ((i * (7 + 2 * d) + 3 * d) % 17 - 8) as f32 / 8.0;
+            }
+            let noise = ((i * 5) % 11 - 5) as f32 / 64.0;
+            let x = xs[i as usize];
+            ys[i as usize] = 1.5 * x[0] - 2.0 * x[1] + 0.25 * x[2] + 0.75 + noise;
+        }
+        Data { xs, ys }
+    }
+
+    #[derive(Default)]
+    struct Model {
+        w: [f32; FEATURES],
+        w_grad: [f32; FEATURES],
+        w_m: [f32; FEATURES],
+        w_v: [f32; FEATURES],
+        w_max: [f32; FEATURES],
+        b: [f32; 1],
+        b_grad: [f32; 1],
+        b_m: [f32; 1],
+        b_v: [f32; 1],
+        b_max: [f32; 1],
+    }
+
+    fn loss_and_grad(md: &mut Model, data: &Data) -> f32 {
+        let mut sum_sq = 0.0f32;
+        let mut gw = [0.0f32; FEATURES];
+        let mut gb = 0.0f32;
+        for (x, y) in data.xs.iter().zip(&data.ys) {
+            let mut pred = md.w[0] * x[0];
+            pred += md.w[1] * x[1];
+            pred += md.w[2] * x[2];
+            pred += md.b[0];
+            let err = pred - y;
+            sum_sq += err * err;
+            for d in 0..FEATURES {
+                gw[d] += err * x[d];
+            }
+            gb += err;
+        }
+        let scale = 2.0f32 / SAMPLES as f32;
+        for d in 0..FEATURES {
+            md.w_grad[d] = gw[d] * scale;
+        }
+        md.b_grad[0] = gb * scale;
+        sum_sq / SAMPLES as f32
+    }
+
+    fn print_model(out: &mut String, name: &str, md: &Model, loss: f32) {
+        for d in 0..FEATURES {
+            writeln!(out, "{name} w[{d}] {:08x}", md.w[d].to_bits()).unwrap();
+        }
+        writeln!(out, "{name} b {:08x}", md.b[0].to_bits()).unwrap();
+        writeln!(out, "{name} loss {:08x}", loss.to_bits()).unwrap();
+    }
+
+    fn print_error(out: &mut String, what: &str, code: i32) {
+        // SAFETY: `adamw_strerror` returns a static NUL-terminated string.
+        let message = unsafe { std::ffi::CStr::from_ptr(adamw_strerror(code)) };
+        writeln!(out, "error {what} {code} {}", message.to_str().unwrap()).unwrap();
+    }
+
+    pub fn run() -> String {
+        let data = make_data();
+        let mut out = String::new();
+
+        // A: prepare once per step, apply to both tensors, AMSGrad.
+        let hyper = Hyperparams {
+            lr: 0.05,
+            amsgrad: true,
+            ..Hyperparams::DEFAULT
+        };
+        let mut md = Model::default();
+        for t in 1..=STEPS {
+            loss_and_grad(&mut md, &data);
+            let s = StepScalars::new(&hyper, t).unwrap();
+            s.apply(
+                &mut md.w,
+                &md.w_grad,
+                &mut md.w_m,
+                &mut md.w_v,
+                Some(&mut md.w_max),
+            )
+            .unwrap();
+            s.apply(
+                &mut md.b,
+                &md.b_grad,
+                &mut md.b_m,
+                &mut md.b_v,
+                Some(&mut md.b_max),
+            )
+            .unwrap();
+        }
+        let loss = loss_and_grad(&mut md, &data);
+        print_model(&mut out, "A", &md, loss);
+
+        // B: the seed-compatible step.
+        let mut md = Model::default();
+        for t in 1..=STEPS {
+            loss_and_grad(&mut md, &data);
+            adamw::adamw_step(
+                &mut md.w,
+                &md.w_grad,
+                &mut md.w_m,
+                &mut md.w_v,
+                t,
+                0.05,
+                0.9,
+                0.999,
+                1e-8,
+                0.0,
+            )
+            .unwrap();
+            adamw::adamw_step(
+                &mut md.b,
+                &md.b_grad,
+                &mut md.b_m,
+                &mut md.b_v,
+                t,
+                0.05,
+                0.9,
+                0.999,
+                1e-8,
+                0.0,
+            )
+            .unwrap();
+        }
+        let loss = loss_and_grad(&mut md, &data);
+        print_model(&mut out, "B", &md, loss);
+
+        // C: unfused rounding and coupled L2 decay.
+        let hyper = Hyperparams {
+            lr: 0.05,
+            weight_decay: 0.1,
+            rounding: Rounding::Unfused,
+            decay_mode: WeightDecay::CoupledL2,
+            ..Hyperparams::DEFAULT
+        };
+        let mut md = Model::default();
+        for t in 1..=STEPS {
+            loss_and_grad(&mut md, &data);
+            adamw::step(
+                &hyper,
+                t,
+                &mut md.w,
+                &md.w_grad,
+                &mut md.w_m,
+                &mut md.w_v,
+                None,
+            )
+            .unwrap();
+            adamw::step(
+                &hyper,
+                t,
+                &mut md.b,
+                &md.b_grad,
+                &mut md.b_m,
+                &mut md.b_v,
+                None,
+            )
+            .unwrap();
+        }
+        let loss = loss_and_grad(&mut md, &data);
+        print_model(&mut out, "C", &md, loss);
+
+        // The rejected calls, as the Rust API reports them, in C codes.
+        let step0 = StepScalars::new(&Hyperparams::DEFAULT, 0);
+        assert_eq!(step0, Err(Error::StepZero));
+        print_error(&mut out, "step0", ADAMW_ERR_STEP_ZERO);
+        // `Rounding` cannot hold 7 in Rust, and slices cannot overlap, so
+        // these two lines exist only in C.
+        print_error(&mut out, "rounding7", ADAMW_ERR_INVALID_ROUNDING);
+        print_error(&mut out, "overlap", ADAMW_ERR_OVERLAP);
+        out
+    }
+}
