@@ -21,7 +21,8 @@ Outputs (all little-endian):
 - interop_step50.adwc, interop_step100.adwc: the state of a small model
   trained with torch.optim.AdamW after 50 and after 100 steps, converted
   with tests/torch_state_convert.py (parameters included).
-- interop_grads.bin: the gradients of steps 51 to 100 of that run.
+- interop_grads.bin: the gradients of steps 51 to 100 of that run, and the
+  parameters after each of those steps.
 
 The .bin files are named-array containers, version 1:
 
@@ -294,8 +295,10 @@ def gen_interop():
             p.copy_(v)
 
     grads = []
+    params_after = []
     for _ in range(50):
         grads.append(torch.cat([g.reshape(-1) for g in train_step()]))
+        params_after.append(torch.cat([p.detach().reshape(-1) for p in interop_params(model)]))
         resumed_opt.zero_grad()
         torch.nn.functional.mse_loss(resumed(x), y).backward()
         resumed_opt.step()
@@ -313,6 +316,7 @@ def gen_interop():
     write_arrays(os.path.join(OUT, "interop_grads.bin"), {
         "sizes": np.array(sizes, dtype=np.uint64),
         "grads": torch.stack(grads).numpy(),
+        "params_after": torch.stack(params_after).numpy(),
     })
 
 

@@ -7,55 +7,7 @@ use adamw::{
     Hyperparams, Optimizer, OptimizerError, Rounding, StepOutcome, StepScalars, TensorBuffers,
     WeightDecay,
 };
-use optimizer_support::{Arrays, assert_bits_eq, ulp_distance};
-
-/// The buffers of a set of tensors, owned by the test and lent to the
-/// optimizer.
-struct Buffers {
-    params: Vec<Vec<f32>>,
-    exp_avg: Vec<Vec<f32>>,
-    exp_avg_sq: Vec<Vec<f32>>,
-    max_exp_avg_sq: Vec<Option<Vec<f32>>>,
-}
-
-impl Buffers {
-    fn new(params: Vec<Vec<f32>>, amsgrad: &[bool]) -> Buffers {
-        let zeros = |p: &Vec<f32>| vec![0.0f32; p.len()];
-        Buffers {
-            exp_avg: params.iter().map(zeros).collect(),
-            exp_avg_sq: params.iter().map(zeros).collect(),
-            max_exp_avg_sq: params
-                .iter()
-                .zip(amsgrad)
-                .map(|(p, &a)| a.then(|| zeros(p)))
-                .collect(),
-            params,
-        }
-    }
-
-    /// Registers every tensor, tensor `i` in group `groups[i]`.
-    fn register<'a, const T: usize, const G: usize>(
-        &'a mut self,
-        opt: &mut Optimizer<'a, T, G>,
-        groups: &[usize],
-    ) {
-        let tensors = self
-            .params
-            .iter_mut()
-            .zip(&mut self.exp_avg)
-            .zip(&mut self.exp_avg_sq)
-            .zip(&mut self.max_exp_avg_sq);
-        for ((((param, exp_avg), exp_avg_sq), max), &group) in tensors.zip(groups) {
-            let buffers = TensorBuffers {
-                param,
-                exp_avg,
-                exp_avg_sq,
-                max_exp_avg_sq: max.as_deref_mut(),
-            };
-            opt.add_tensor(group, buffers).expect("register tensor");
-        }
-    }
-}
+use optimizer_support::{Arrays, Buffers, assert_bits_eq, snapshot, ulp_distance};
 
 fn hyper_from(values: &[f64]) -> Hyperparams {
     Hyperparams {
@@ -291,21 +243,6 @@ fn group_tensors_at_different_counts_use_own_scalars() {
             reference.max_exp_avg_sq[i].as_deref().unwrap(),
         );
     }
-}
-
-/// Returns every tensor's bits and counter, to prove that nothing changed.
-fn snapshot<const T: usize, const G: usize>(opt: &Optimizer<'_, T, G>) -> Vec<(Vec<u32>, u64)> {
-    (0..opt.tensor_count())
-        .map(|i| {
-            let mut bits: Vec<u32> = opt.param(i).unwrap().iter().map(|x| x.to_bits()).collect();
-            bits.extend(opt.exp_avg(i).unwrap().iter().map(|x| x.to_bits()));
-            bits.extend(opt.exp_avg_sq(i).unwrap().iter().map(|x| x.to_bits()));
-            if let Some(max) = opt.max_exp_avg_sq(i).unwrap() {
-                bits.extend(max.iter().map(|x| x.to_bits()));
-            }
-            (bits, opt.step_count(i).unwrap())
-        })
-        .collect()
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! Reader for the named-array containers that `tests/gen_optimizer.py`
-//! writes under `tests/golden/optimizer/`, and helpers to compare floats.
+//! writes under `tests/golden/optimizer/`, helpers to compare floats, and
+//! test-owned tensor buffers to lend to an `Optimizer`.
 //!
 //! Container format, version 1, little-endian:
 //!
@@ -11,6 +12,8 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+
+use adamw::{Optimizer, TensorBuffers};
 
 /// One array of a container.
 #[derive(Clone, Debug)]
@@ -137,4 +140,67 @@ pub fn relative_difference(a: f32, b: f32) -> f64 {
     }
     let (a, b) = (a as f64, b as f64);
     (a - b).abs() / a.abs().max(b.abs())
+}
+
+/// The buffers of a set of tensors, owned by the test and lent to the
+/// optimizer.
+pub struct Buffers {
+    pub params: Vec<Vec<f32>>,
+    pub exp_avg: Vec<Vec<f32>>,
+    pub exp_avg_sq: Vec<Vec<f32>>,
+    pub max_exp_avg_sq: Vec<Option<Vec<f32>>>,
+}
+
+impl Buffers {
+    pub fn new(params: Vec<Vec<f32>>, amsgrad: &[bool]) -> Buffers {
+        let zeros = |p: &Vec<f32>| vec![0.0f32; p.len()];
+        Buffers {
+            exp_avg: params.iter().map(zeros).collect(),
+            exp_avg_sq: params.iter().map(zeros).collect(),
+            max_exp_avg_sq: params
+                .iter()
+                .zip(amsgrad)
+                .map(|(p, &a)| a.then(|| zeros(p)))
+                .collect(),
+            params,
+        }
+    }
+
+    /// Registers every tensor, tensor `i` in group `groups[i]`.
+    pub fn register<'a, const T: usize, const G: usize>(
+        &'a mut self,
+        opt: &mut Optimizer<'a, T, G>,
+        groups: &[usize],
+    ) {
+        let tensors = self
+            .params
+            .iter_mut()
+            .zip(&mut self.exp_avg)
+            .zip(&mut self.exp_avg_sq)
+            .zip(&mut self.max_exp_avg_sq);
+        for ((((param, exp_avg), exp_avg_sq), max), &group) in tensors.zip(groups) {
+            let buffers = TensorBuffers {
+                param,
+                exp_avg,
+                exp_avg_sq,
+                max_exp_avg_sq: max.as_deref_mut(),
+            };
+            opt.add_tensor(group, buffers).expect("register tensor");
+        }
+    }
+}
+
+/// Returns every tensor's bits and counter, to prove that nothing changed.
+pub fn snapshot<const T: usize, const G: usize>(opt: &Optimizer<'_, T, G>) -> Vec<(Vec<u32>, u64)> {
+    (0..opt.tensor_count())
+        .map(|i| {
+            let mut bits: Vec<u32> = opt.param(i).unwrap().iter().map(|x| x.to_bits()).collect();
+            bits.extend(opt.exp_avg(i).unwrap().iter().map(|x| x.to_bits()));
+            bits.extend(opt.exp_avg_sq(i).unwrap().iter().map(|x| x.to_bits()));
+            if let Some(max) = opt.max_exp_avg_sq(i).unwrap() {
+                bits.extend(max.iter().map(|x| x.to_bits()));
+            }
+            (bits, opt.step_count(i).unwrap())
+        })
+        .collect()
 }
