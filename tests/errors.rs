@@ -79,8 +79,8 @@ fn run_unchanged(
     result
 }
 
-/// Runs every entry point with full-length buffers and AMSGrad as the
-/// hyperparameters say, expecting the same error from each.
+/// Runs every entry point with full-length buffers, and the AMSGrad buffer
+/// when `hyper.amsgrad` is set, expecting the same error from each.
 fn expect_error_everywhere(hyper: &Hyperparams, t: u64, expected: Error) {
     let with_max = hyper.amsgrad.then_some(N);
     for entry in ENTRIES {

@@ -12,7 +12,7 @@ kernels (AVX2 or AVX-512 on current x86-64, where multiply-adds are fused)
 and writes fused.bin. It then runs itself again in a child process with
 ATEN_CPU_CAPABILITY=default, torch's generic kernels without fused
 multiply-adds, which writes unfused.bin. Both files hold the same cases with
-the same inputs. compact.bin holds the single-step cases with n <= 40 of both
+the same inputs. compact.bin contains the single-step cases with n <= 40 of both
 files (small enough to embed in a test for a board with 256 KiB of flash), and
 meta.json records the versions and CPU capabilities.
 
@@ -71,8 +71,9 @@ VERSION = 1
 FUSED, UNFUSED = 0, 1
 SINGLE, TRAJECTORY = 0, 1
 COMPACT_MAX_N = 40
-# torch's CPU kernels run 2 * 16 f32 lanes per iteration with AVX-512 (2 * 8
-# with AVX2 and the default capability) and the remainder in a scalar loop.
+# torch's elementwise CPU kernels run whole vectors, then a scalar loop over
+# the remainder. Measured with torch.maximum, the scalar loop takes the last
+# n % 16 elements, with AVX-512 and with the default capability alike.
 SHORT_N = 17
 WIDE_N = 67
 COMPACT_MAX_BYTES = 120 * 1024
@@ -141,17 +142,17 @@ def single_step_cases():
         cases.append((name, hp, step_before, state))
 
     def add(name, n=None, step_before=9, inputs=None, grad_exp=(-3.0, 0.0), **hyper):
-        """Add a case of length n, or with n None, one of SHORT_N elements
-        (which torch computes in its scalar loop) and one of WIDE_N (mostly
-        torch's 32-element vector loop, then its scalar remainder)."""
+        """Add a case of length n, or with n None, two cases: one of SHORT_N
+        elements, short enough for compact.bin, and one of WIDE_N, with more
+        of torch's vector loop and a longer scalar remainder."""
         if n is not None:
             add_one(name, n, step_before, inputs, grad_exp, hyper)
             return
         add_one(name, SHORT_N, step_before, inputs, grad_exp, hyper)
         add_one(f"{name}_n{WIDE_N}", WIDE_N, step_before, inputs, grad_exp, hyper)
 
-    # Every length from 0 to 40 covers the 8-lane body, the tail and torch's
-    # own 32-element vector loop with its scalar remainder.
+    # Every length from 0 to 40 covers the crate's 8-lane body and tail, and
+    # torch's vector loop and scalar remainder.
     for n in range(0, 41):
         add(f"len_{n}", n)
 
@@ -374,7 +375,8 @@ def run_single_step(hp, step_before, s):
     opt.step()
 
     step_used = state["step"].item()
-    assert step_used == int(step_used) and step_used >= 1, step_used
+    assert step_used == int(step_used), step_used
+    assert step_used >= 1, step_used
     out = dict(param=p.detach().numpy().copy(),
                exp_avg=state["exp_avg"].numpy().copy(),
                exp_avg_sq=state["exp_avg_sq"].numpy().copy())
@@ -456,7 +458,7 @@ def file_bytes(encoded_cases):
 
 def split_cases(data):
     """Parse a file into (kind, n, encoded case) triples. This reads every
-    field, so it also checks that the encoder wrote what the format says."""
+    field, so it also checks that the encoder followed the format."""
     assert data[:4] == MAGIC
     version, count = struct.unpack_from("<II", data, 4)
     assert version == VERSION

@@ -6,9 +6,11 @@
 //!
 //! The contract checked here, per element of every single-step case:
 //! `exp_avg`, `exp_avg_sq` and `max_exp_avg_sq` are torch's bits (any NaN
-//! matches any NaN), and `param` is within one unit in the last place of the
-//! larger operand of the final addition, with torch's bits wherever torch's
-//! result is NaN or infinite.
+//! matches any NaN; one exception in `max_mismatches`). `param` is the bits
+//! of the crate's formula, and torch's `param` is the formula's value with
+//! torch's square root, which is the correctly rounded root or one of its
+//! two neighbours (see `param_mismatches`). The tests print how many
+//! parameters differ from torch's and by how much.
 
 #[path = "common/golden.rs"]
 mod golden;
@@ -38,8 +40,8 @@ static COMPACT: &[u8] = include_bytes!("golden/compact.bin");
 /// `max(|p|, lr)`, 2.4e-7 absolute. A formula error shows as 1e-3 or more.
 const TRAJECTORY_MAX_RELATIVE: f64 = 1e-5;
 
-/// Guard cells around the buffers of the offset runs: a NaN with a payload
-/// that no arithmetic produces, so any write shows.
+/// The value of the guard cells around the buffers of the offset runs: a NaN
+/// with a payload that no input contains, so a write to a guard cell shows.
 const GUARD_BITS: u32 = 0x7fc0_dead;
 const GUARD_LEN: usize = 8;
 
@@ -55,8 +57,8 @@ fn same_bits(a: f32, b: f32) -> bool {
     (a.is_nan() && b.is_nan()) || a.to_bits() == b.to_bits()
 }
 
-/// The distance between adjacent `f32` values at magnitude `x` (>= 0): the
-/// ulp of the binade of `x`, and 2^-149 for subnormals and zero.
+/// Returns the distance between adjacent `f32` values at magnitude `x` (>= 0):
+/// the ulp of the binade of `x`, and 2^-149 for subnormals and zero.
 fn f32_ulp(x: f64) -> f64 {
     let min_normal = f64::from(f32::MIN_POSITIVE);
     if x < min_normal {
@@ -136,12 +138,14 @@ fn run(case: &Case<'_>, inputs: &SingleStep) -> Outputs {
 }
 
 /// Checks `max_exp_avg_sq` bit for bit, except for one inconsistency of
-/// torch's, which it counts: `torch.maximum(-0.0, +0.0)` is +0 in torch's
-/// vector loop (`_mm512_max_ps` returns its second operand when both are
-/// zero) and -0 in the scalar loop over the last `n % 16` elements
-/// (`std::max` returns its first). The crate returns +0 for every element,
-/// so where torch's result is -0, the crate's must be +0 with a stored
-/// maximum of -0 and a new `exp_avg_sq` of +0.
+/// torch's, which it counts.
+///
+/// `torch.maximum(-0.0, +0.0)` is +0 in torch's vector loop, because
+/// `_mm512_max_ps` returns its second operand when both are zero. It is -0 in
+/// the scalar loop over the last `n % 16` elements, because `std::max`
+/// returns its first. The crate returns +0 for every element. So where
+/// torch's result is -0, the crate's must be +0, the stored maximum -0 and
+/// the new `exp_avg_sq` +0.
 fn max_mismatches(
     case: &Case<'_>,
     inputs: &SingleStep,
@@ -195,7 +199,7 @@ fn moment_mismatches(case: &Case<'_>, name: &str, ours: &[f32], torch: &[f32]) -
     mismatches
 }
 
-/// The final parameter as the crate's formula computes it, given the square
+/// Computes the final parameter as the crate's formula does, given the square
 /// root of the second moment: `p * decay + (neg_step_size * m) / (sqrt_v /
 /// bias_correction2_sqrt + eps)`, each operation rounded to `f32` (Rust does
 /// not contract `f32` expressions into fused multiply-adds).
@@ -205,7 +209,7 @@ fn param_with_sqrt(scalars: &StepScalars, param_in: f32, m: f32, sqrt_v: f32) ->
     p_decayed + (scalars.neg_step_size * m) / denom
 }
 
-/// The magnitude of the larger operand of the final addition
+/// Returns the magnitude of the larger operand of the final addition
 /// `p_decayed + (neg_step_size * m) / denom`, recomputed in `f64` from the
 /// step scalars and torch's `m` and second moment (which match ours bit for
 /// bit). It is within a few `f32` ulp of either implementation's operand.
@@ -221,10 +225,11 @@ fn final_addition_operand(scalars: &StepScalars, param_in: f32, m: f32, second_m
 /// returns a description of each element outside the contract.
 ///
 /// torch 2.15 computes `exp_avg_sq.sqrt()` for `f32` on the CPU with Intel
-/// MKL's `vsSqrt` in its high-accuracy mode (`at::vml`), which is not
-/// correctly rounded: for uniformly random inputs about one result in five is
-/// one ulp from the correctly rounded root, with every ATen CPU capability.
-/// The crate rounds the root correctly. Every other operation of the step is
+/// MKL's `vmsSqrt` in its high-accuracy mode (`at::vml`), which is not
+/// correctly rounded. Measured on an AMD EPYC with every ATen CPU
+/// capability, about one result in five for random inputs is one ulp from the
+/// correctly rounded root, and the error reaches 0.75 ulp. The crate rounds
+/// the root correctly. Every other operation of the step is
 /// a correctly rounded IEEE operation in both. So each parameter must be
 /// torch's bits, or else torch's bits must be what the formula gives with the
 /// root one ulp above or below the correctly rounded one. The second
@@ -293,8 +298,8 @@ fn param_mismatches(
     mismatches
 }
 
-/// The number of `f32` values from `a` to `b` plus one, for finite values of
-/// one sign or zero.
+/// Returns how many `f32` steps separate two finite values (1 for adjacent
+/// values; +0 and -0 count as one value).
 fn ulp_distance(a: f32, b: f32) -> u64 {
     let ordered = |x: f32| {
         let bits = i64::from(x.to_bits());
@@ -600,7 +605,7 @@ fn trajectories_track_unfused_torch() {
     );
 }
 
-/// The name, rounding, kind, length and step of each case of a file.
+/// Lists the name, rounding, kind, length and step of each case of a file.
 fn case_summaries(bytes: &'static [u8]) -> Vec<(String, Rounding, Kind, usize, u64)> {
     parse("file", bytes)
         .cases()

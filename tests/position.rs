@@ -1,14 +1,14 @@
-//! An element's result must not depend on where it sits in its slice:
+//! An element's result must not depend on where it sits in its slice.
 //! `StepScalars::apply` (the 8-lane body and the one-lane tail) must give the
-//! bits of `StepScalars::apply_scalar` (one lane throughout) for every length,
-//! start offset and flag, with special values among the inputs.
+//! bits of `StepScalars::apply_scalar` (one lane throughout) for every
+//! length, start offset and flag, with special values among the inputs.
 
 use adamw::{Hyperparams, Rounding, StepScalars, WeightDecay};
 
 const MAX_LEN: usize = 33;
 const MAX_OFFSET: usize = 7;
 const GUARD_LEN: usize = 8;
-/// A NaN payload that no arithmetic produces, so any write to a guard shows.
+/// A NaN payload that no input contains, so a write to a guard cell shows.
 const GUARD_BITS: u32 = 0x7fc0_beef;
 
 /// Values that take the unusual paths of the formula: signed zeros,
@@ -42,7 +42,7 @@ impl Rng {
         self.0
     }
 
-    /// A value in [-scale, scale), or one in four times a special value.
+    /// Returns a value in [-scale, scale), or one time in four a special value.
     fn value(&mut self, scale: f32) -> f32 {
         let x = self.next_u32();
         if x.is_multiple_of(4) {
@@ -123,7 +123,7 @@ fn run(scalars: &StepScalars, buffers: &mut Buffers, offset: usize, len: usize, 
     result.unwrap_or_else(|e| panic!("length {len}, offset {offset}: {e}"));
 }
 
-/// Every hyperparameter combination that changes which operations run.
+/// Lists every hyperparameter combination that changes which operations run.
 fn configurations() -> Vec<Hyperparams> {
     let mut all = Vec::new();
     for rounding in [Rounding::Fused, Rounding::Unfused] {

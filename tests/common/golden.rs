@@ -132,7 +132,7 @@ impl<'a> Reader<'a> {
 pub struct F32Array<'a>(&'a [u8]);
 
 impl F32Array<'_> {
-    /// The number of values.
+    /// Returns the number of values.
     pub fn len(&self) -> usize {
         self.0.len() / 4
     }
@@ -184,14 +184,14 @@ impl<'a> GoldenFile<'a> {
         Ok(GoldenFile { bytes, case_count })
     }
 
-    /// The number of cases in the file.
+    /// Returns the number of cases in the file.
     pub fn case_count(&self) -> u32 {
         self.case_count
     }
 
-    /// The cases in file order. The file was checked by [`Self::parse`], so
-    /// the iterator yields `case_count` cases; it stops early only if a case
-    /// fails to read, which `parse` rules out.
+    /// Returns an iterator over the cases in file order. [`Self::parse`]
+    /// read every case, so the iterator yields `case_count` cases. It would
+    /// stop early only at a case that fails to read.
     pub fn cases(&self) -> Cases<'a> {
         Cases {
             reader: Reader {
@@ -281,7 +281,7 @@ enum Body<'a> {
 /// One case: torch's hyperparameters, inputs and outputs.
 #[derive(Clone, Copy, Debug)]
 pub struct Case<'a> {
-    /// The case name, which says what the case pins.
+    /// The case name, which names the condition the case pins.
     pub name: &'a str,
     /// The rounding of the torch kernels that produced the case.
     pub rounding: Rounding,
@@ -382,7 +382,7 @@ impl<'a> Case<'a> {
         }
     }
 
-    /// The gradient generator of a trajectory, at its first step.
+    /// Returns the gradient generator of a trajectory, at its first step.
     pub fn grad_gen(&self) -> Result<GradGen, FormatError> {
         let trajectory = self.trajectory()?;
         GradGen::new(trajectory.seed, trajectory.grad_scale)
@@ -393,7 +393,7 @@ impl<'a> Case<'a> {
         self.trajectory()?.param_in.copy_to(out)
     }
 
-    /// The number of checkpoints of a trajectory.
+    /// Returns the number of checkpoints of a trajectory.
     pub fn checkpoint_count(&self) -> Result<usize, FormatError> {
         Ok(self.trajectory()?.checkpoint_count as usize)
     }
@@ -522,7 +522,7 @@ pub struct GradGen {
 }
 
 impl GradGen {
-    /// A generator at its first value.
+    /// Creates a generator at its first value.
     pub fn new(seed: u32, scale: f32) -> Result<Self, FormatError> {
         if seed == 0 {
             return Err(FormatError::ZeroSeed);
@@ -530,7 +530,7 @@ impl GradGen {
         Ok(GradGen { state: seed, scale })
     }
 
-    /// The next gradient value.
+    /// Advances the state and returns the next gradient value.
     pub fn next_grad(&mut self) -> f32 {
         let mut x = self.state;
         x ^= x << 13;
