@@ -45,8 +45,9 @@
 //! |        | f32 × n | `exp_avg_sq`                                        |
 //! |        | f32 × n | `max_exp_avg_sq`, only when the record's bit 0 is set |
 //!
-//! Last, the CRC-32 (zlib's, see the `crc32` module) of every byte before
-//! it, as a u32.
+//! Last, as a u32, the CRC-32 of every byte before it: zlib's and
+//! Ethernet's CRC-32 (polynomial 0x04C11DB7, reflected, initial value and
+//! final XOR 0xFFFFFFFF), which Python's `zlib.crc32` computes.
 //!
 //! `tests/torch_state_convert.py` converts a `torch.optim.AdamW` state dict
 //! to this format and back.

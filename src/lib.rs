@@ -73,8 +73,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod arch;
-mod checkpoint;
-mod clip;
+pub mod checkpoint;
+pub mod clip;
 mod crc32;
 mod error;
 // `ffi` feature: the C ABI declared in include/adamw.h.
@@ -84,7 +84,7 @@ mod hyper;
 mod kernel;
 mod lanes;
 mod optimizer;
-mod schedule;
+pub mod schedule;
 // `std` feature: `StepScalars::apply_parallel`, which splits a tensor across threads.
 #[cfg(feature = "std")]
 mod parallel;

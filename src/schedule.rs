@@ -16,7 +16,8 @@
 //! schedule at a milestone. These types do the same, with the same `f64`
 //! operations in the same order. So the values match torch's to the last bit
 //! wherever `libm::cos` and the C library's `cos` that Python calls agree.
-//! `tests/schedule.rs` states the tolerance measured against torch.
+//! Measured against torch 2.15 with glibc's `cos` (`tests/schedule.rs`):
+//! LinearLR bit for bit, CosineAnnealingLR within 3 ulp of `f64`.
 
 use heapless::Vec;
 
