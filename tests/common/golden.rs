@@ -146,8 +146,9 @@ impl F32Array<'_> {
             });
         }
         for (value, bytes) in out.iter_mut().zip(self.0.chunks_exact(4)) {
-            let mut le = [0u8; 4];
-            le.copy_from_slice(bytes);
+            // `chunks_exact(4)` yields 4 bytes, so the conversion succeeds;
+            // `try_from` keeps the panic path of `copy_from_slice` out.
+            let le = <[u8; 4]>::try_from(bytes).map_err(|_| FormatError::NoSuchArray)?;
             *value = f32::from_le_bytes(le);
         }
         Ok(())
@@ -405,12 +406,17 @@ impl<'a> Case<'a> {
         if index >= trajectory.checkpoint_count as usize {
             return Err(FormatError::NoSuchArray);
         }
-        // The sizes were checked with checked arithmetic when the case was
-        // read, so these products fit in usize.
-        let record = 8 + 4 * self.n;
+        // `Trajectory::read` checked these sizes, so the arithmetic cannot
+        // overflow; it is checked again so that no path can panic.
+        let offset = self
+            .n
+            .checked_mul(4)
+            .and_then(|bytes| bytes.checked_add(8))
+            .and_then(|record| record.checked_mul(index))
+            .ok_or(FormatError::NoSuchArray)?;
         let mut reader = Reader {
             bytes: trajectory.checkpoints,
-            offset: index * record,
+            offset,
         };
         let step = reader.u64()?;
         reader.f32_array(self.n)?.copy_to(out)?;
