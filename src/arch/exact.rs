@@ -26,14 +26,20 @@ pub(crate) fn fma(a: f32, b: f32, c: f32) -> f32 {
     let addend_part = sum - product;
     let error = (product - (sum - addend_part)) + (addend - addend_part);
 
-    // Round to odd. `sum` is not 0 when `error` is not 0.
-    let bits = sum.to_bits();
-    let even = bits & 1 == 0;
-    let away_from_zero = (error > 0.0 && sum > 0.0) || (error < 0.0 && sum < 0.0);
-    let towards_zero = (error > 0.0 && sum < 0.0) || (error < 0.0 && sum > 0.0);
-    let step = (even && away_from_zero) as u64;
-    let back = (even && towards_zero) as u64;
-    let odd = f64::from_bits(bits.wrapping_add(step).wrapping_sub(back));
+    // Round to odd: where `sum` is inexact, set its last bit, after first
+    // stepping one unit towards zero if the exact value is nearer zero. For
+    // an odd `sum` that step and the set bit cancel; for an even one they
+    // give the odd neighbour on the exact value's side.
+    //
+    // `error * sum` is negative when the exact value is nearer zero than
+    // `sum`, positive when it is farther, 0 when `sum` is exact and NaN when
+    // `sum` is not finite. It cannot underflow to 0: every value here is a
+    // multiple of 2^-298, the unit of a product of two `f32` subnormals, so a
+    // nonzero `error` is at least 2^-298 and `sum` is then at least 2^-245.
+    let direction = error * sum;
+    let towards_zero = (direction < 0.0) as u64;
+    let inexact = (direction < 0.0 || direction > 0.0) as u64;
+    let odd = f64::from_bits(sum.to_bits().wrapping_sub(towards_zero) | inexact);
 
     odd as f32
 }
