@@ -22,22 +22,23 @@ static FUSED: &[u8] = include_bytes!("golden/fused.bin");
 static UNFUSED: &[u8] = include_bytes!("golden/unfused.bin");
 static COMPACT: &[u8] = include_bytes!("golden/compact.bin");
 
-/// Bounds on how far the crate's parameters drift from torch's over a
-/// 1000-step trajectory, at any checkpoint and element.
+/// Bound on how far the crate's parameters drift from torch's over a
+/// 1000-step trajectory, at any checkpoint and element, relative to
+/// `max(|p|, lr)`.
 ///
 /// Each step's parameter differs from torch's only where torch's square root
-/// is one ulp off (see `param_mismatches`), by at most two ulp of the result.
-/// The moments do not depend on the parameters, so these differences add up
-/// without feeding back, apart from the decay factor below 1: after 1000 steps
-/// at most 2000 ulp of the largest parameter magnitude, a random walk in
-/// practice. The crate and torch do not compute the same thing at a parameter
-/// near zero, where the difference relative to the parameter is large, so
-/// the relative difference uses `max(|p|, lr)` as its scale: one step's
-/// update is about `lr`.
+/// is one ulp off (see `param_mismatches`), by at most two ulp of the result
+/// in the single-step cases. The moments do not depend on the parameters, so
+/// these differences add up without feeding back, apart from the decay
+/// factor below 1: after 1000 steps at most 2000 ulp of the largest parameter
+/// magnitude, and a random walk in practice. Near a zero crossing the
+/// difference relative to the parameter itself grows without bound, so the
+/// scale is `max(|p|, lr)`: one step moves a parameter by about `lr`.
 ///
 /// Measured on the committed vectors (printed by the tests): at most 2.4e-5
 /// relative to `|p|` (at `p = -1.6e-3` with lr 1e-2), 5.8e-6 relative to
-/// `max(|p|, lr)`, 2.4e-7 absolute. A formula error shows as 1e-3 or more.
+/// `max(|p|, lr)`, 2.4e-7 absolute. Rounding errors in the formula are too
+/// small to show here; the single-step tests catch them bit for bit.
 const TRAJECTORY_MAX_RELATIVE: f64 = 1e-5;
 
 /// The value of the guard cells around the buffers of the offset runs: a NaN
