@@ -634,3 +634,34 @@ fn error_messages_name_values() {
         "cannot add a tensor: all 8 tensor slots are in use; raise TENSORS"
     );
 }
+
+/// The README's optimizer loop is an excerpt of `examples/train_loop.rs`,
+/// which `cargo test` compiles; the excerpt must match the file.
+#[test]
+fn readme_loop_matches_example() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/train_loop.rs");
+    let section = readme
+        .split("\n## Optimizer\n")
+        .nth(1)
+        .expect("README.md has an Optimizer section");
+    let block = section
+        .split("```rust,ignore\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the Optimizer section has a rust,ignore code block");
+    let indented: String = block
+        .lines()
+        .map(|line| {
+            if line.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("    {line}\n")
+            }
+        })
+        .collect();
+    assert!(
+        example.contains(&indented),
+        "the README's loop differs from examples/train_loop.rs; copy the loop again"
+    );
+}
