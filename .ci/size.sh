@@ -65,36 +65,47 @@ for entry in "${symbols[@]}"; do
         status=1
     fi
 
-    # The loop spans from the lowest target of a backward branch to the last
-    # backward branch.
+    # Each loop spans from the target of a backward branch to that branch;
+    # overlapping spans (a loop with several back edges) are merged.
     awk -F'\t' '
         function hex(s,    i, v) {
             v = 0
             for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
             return v
         }
-        function addr(s) { gsub(/[ :]/, "", s); return hex(s) }
+        function cost(op) {
+            if (op ~ /^(vsqrt|vdiv)/) return 14
+            if (op ~ /^(vfma|vfms|vmla|vmls)/) return 3
+            if (op ~ /^(vldr|vstr|ldr|str)/) return 2
+            return 1
+        }
         {
-            a[NR] = addr($1); op[NR] = $2; arg[NR] = $3
+            gsub(/[ :]/, "", $1)
+            a[NR] = hex($1); op[NR] = $2
             if ($2 ~ /^b/ && match($3, /^[0-9a-f]+/)) {
                 t = hex(substr($3, RSTART, RLENGTH))
-                if (t < a[NR]) {
-                    if (lo == "" || t < lo) lo = t
-                    if (a[NR] > hi) hi = a[NR]
-                }
+                if (t < a[NR]) { loops++; lo[loops] = t; hi[loops] = a[NR] }
             }
         }
         END {
-            for (i = 1; i <= NR; i++) {
-                if (a[i] < lo || a[i] > hi) continue
-                n++
-                m = op[i]; sub(/\..*/, "", m)
-                if (op[i] ~ /^(vsqrt|vdiv)/) c += 14
-                else if (op[i] ~ /^(vfma|vfms|vmla|vmls)/) c += 3
-                else if (m ~ /^(vldr|vstr|ldr|str|ldrd|strd)/) c += 2
-                else c += 1
+            # Merge overlapping spans (sorted by start with a simple insertion sort).
+            for (i = 2; i <= loops; i++)
+                for (j = i; j > 1 && lo[j] < lo[j - 1]; j--) {
+                    x = lo[j]; lo[j] = lo[j - 1]; lo[j - 1] = x
+                    x = hi[j]; hi[j] = hi[j - 1]; hi[j - 1] = x
+                }
+            merged = 0
+            for (i = 1; i <= loops; i++) {
+                if (merged > 0 && lo[i] <= mhi[merged]) {
+                    if (hi[i] > mhi[merged]) mhi[merged] = hi[i]
+                } else { merged++; mlo[merged] = lo[i]; mhi[merged] = hi[i] }
             }
-            printf "  loop: %d instructions, estimate at most %d cycles per element\n", n, c
+            for (k = 1; k <= merged; k++) {
+                n = 0; c = 0
+                for (i = 1; i <= NR; i++)
+                    if (a[i] >= mlo[k] && a[i] <= mhi[k]) { n++; c += cost(op[i]) }
+                printf "  loop at %x: %d instructions, estimate at most %d cycles per element\n", mlo[k], n, c
+            }
         }' <<<"$listing"
 done
 
