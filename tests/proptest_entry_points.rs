@@ -6,16 +6,40 @@
 //! and `f32` bit patterns (NaN, infinities, subnormals, signed zeros) drive
 //! the Rust entry points and, with `--features ffi`, the C entry points
 //! called through their `extern "C"` functions. Each output is compared bit
-//! for bit, guard cells around each buffer must keep their bits, and every
-//! error must leave all buffers unchanged.
+//! for bit, except that any NaN matches any NaN (see `Compare`). Guard cells
+//! around each buffer must keep their bits, and every error must leave all
+//! buffers unchanged, bit for bit.
 //!
-//! `CASES` keeps the run near 10 s in a debug build on a 2-core x86-64
-//! machine; `PROPTEST_CASES=100000` runs longer.
+//! `CASES` keeps the run near 25 s in a debug build on a 2-core x86-64
+//! machine; `PROPTEST_CASES=100000 cargo test --release` runs longer.
 
 use adamw::{Error, Hyperparams, Rounding, StepScalars, WeightDecay};
 use proptest::prelude::*;
 
 const CASES: u32 = 512;
+
+fn runner_config() -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(CASES);
+    ProptestConfig::with_cases(cases)
+}
+
+/// How computed elements are compared.
+///
+/// Rust, like LLVM, leaves open which input NaN's payload and sign a NaN
+/// result carries (RFC 3514), and an optimised build may commute an
+/// addition. So the 8-lane body and the one-lane reference can return
+/// different NaNs for one element: in a release build, `apply` returned
+/// exp_avg's NaN 0xffe5e5e5 where `apply_scalar` returned grad's
+/// 0x7fffffff. Computed elements therefore compare NaN as a class; guard
+/// cells and the buffers of a rejected call compare exactly.
+#[derive(Clone, Copy, PartialEq)]
+enum Compare {
+    Exact,
+    AnyNanMatches,
+}
 /// Cells after each buffer that no call may change.
 const GUARD: usize = 3;
 const MAX_LEN: usize = 40;
@@ -125,8 +149,21 @@ impl Region {
         &self.cells[self.offset..self.offset + self.len]
     }
 
-    fn bits(&self) -> Vec<u32> {
-        self.cells.iter().map(|x| x.to_bits()).collect()
+    /// The bits of every cell; with `AnyNanMatches`, each NaN element (not
+    /// guard cell) becomes the default NaN 0x7fc00000.
+    fn bits(&self, compare: Compare) -> Vec<u32> {
+        let elements = self.offset..self.offset + self.len;
+        self.cells
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                if compare == Compare::AnyNanMatches && x.is_nan() && elements.contains(&i) {
+                    0x7fc0_0000
+                } else {
+                    x.to_bits()
+                }
+            })
+            .collect()
     }
 }
 
@@ -141,13 +178,13 @@ struct Tensor {
 }
 
 impl Tensor {
-    fn bits(&self) -> [Vec<u32>; 5] {
+    fn bits(&self, compare: Compare) -> [Vec<u32>; 5] {
         [
-            self.param.bits(),
-            self.grad.bits(),
-            self.exp_avg.bits(),
-            self.exp_avg_sq.bits(),
-            self.max_exp_avg_sq.bits(),
+            self.param.bits(compare),
+            self.grad.bits(compare),
+            self.exp_avg.bits(compare),
+            self.exp_avg_sq.bits(compare),
+            self.max_exp_avg_sq.bits(compare),
         ]
     }
 
@@ -202,8 +239,13 @@ fn hex(bits: &[Vec<u32>; 5]) -> Vec<Vec<String>> {
 }
 
 /// Asserts equal bits, printing every buffer in hex on failure.
-fn prop_assert_bits(found: &Tensor, expected: &Tensor, what: &str) -> Result<(), TestCaseError> {
-    let (found, expected) = (found.bits(), expected.bits());
+fn prop_assert_bits(
+    found: &Tensor,
+    expected: &Tensor,
+    compare: Compare,
+    what: &str,
+) -> Result<(), TestCaseError> {
+    let (found, expected) = (found.bits(compare), expected.bits(compare));
     prop_assert!(
         found == expected,
         "{what}: outputs differ\n   found {:?}\nexpected {:?}",
@@ -214,7 +256,7 @@ fn prop_assert_bits(found: &Tensor, expected: &Tensor, what: &str) -> Result<(),
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(runner_config())]
 
     #[test]
     fn step_matches_apply_scalar(hyper in hyperparams(), t in step_number(), tensor in tensor()) {
@@ -236,7 +278,8 @@ proptest! {
         // not equal to itself.
         prop_assert_eq!(format!("{result:?}"), format!("{reference:?}"));
         // On error `expected` is the untouched input.
-        prop_assert_bits(&found, &expected, "adamw::step")?;
+        let compare = if reference.is_ok() { Compare::AnyNanMatches } else { Compare::Exact };
+        prop_assert_bits(&found, &expected, compare, "adamw::step")?;
     }
 
     #[test]
@@ -252,7 +295,7 @@ proptest! {
         scalars
             .apply(found.param.slice(), found.grad.view(), found.exp_avg.slice(), found.exp_avg_sq.slice(), max)
             .expect("matching lengths");
-        prop_assert_bits(&found, &expected, "StepScalars::apply")?;
+        prop_assert_bits(&found, &expected, Compare::AnyNanMatches, "StepScalars::apply")?;
     }
 
     #[test]
@@ -283,7 +326,8 @@ proptest! {
         // Compared as text because an error that carries a NaN value is
         // not equal to itself.
         prop_assert_eq!(format!("{result:?}"), format!("{reference:?}"));
-        prop_assert_bits(&found, &expected, "adamw::adamw_step")?;
+        let compare = if reference.is_ok() { Compare::AnyNanMatches } else { Compare::Exact };
+        prop_assert_bits(&found, &expected, compare, "adamw::adamw_step")?;
     }
 
     /// A shorter `grad`, `exp_avg`, `exp_avg_sq` or `param` is rejected and
@@ -317,7 +361,7 @@ proptest! {
         );
         let is_mismatch = matches!(result, Err(Error::LengthMismatch { .. }));
         prop_assert!(is_mismatch, "returned {:?}", result);
-        prop_assert_bits(&found, &tensor, "StepScalars::apply with a short slice")?;
+        prop_assert_bits(&found, &tensor, Compare::Exact, "StepScalars::apply with a short slice")?;
     }
 }
 
@@ -430,7 +474,7 @@ mod c_abi {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(CASES))]
+        #![proptest_config(runner_config())]
 
         #[test]
         fn c_step_config_matches_apply_scalar(config in config(), t in step_number(), tensor in tensor()) {
@@ -453,7 +497,8 @@ mod c_abi {
             // vector.
             let code = unsafe { adamw_step_config(&config, t, p, g, m, v, x, found.param.len) };
             prop_assert_eq!(code, expected_code, "{}", config_message(code));
-            prop_assert_bits(&found, &expected, "adamw_step_config")?;
+            let compare = if expected_code == ADAMW_OK { Compare::AnyNanMatches } else { Compare::Exact };
+            prop_assert_bits(&found, &expected, compare, "adamw_step_config")?;
         }
 
         #[test]
@@ -481,7 +526,8 @@ mod c_abi {
                 adamw_step(p, g, m, v, found.param.len, t, hyper.lr, hyper.beta1, hyper.beta2, hyper.eps, hyper.weight_decay)
             };
             prop_assert_eq!(code, expected_code, "{}", config_message(code));
-            prop_assert_bits(&found, &expected, "adamw_step")?;
+            let compare = if expected_code == ADAMW_OK { Compare::AnyNanMatches } else { Compare::Exact };
+            prop_assert_bits(&found, &expected, compare, "adamw_step")?;
         }
 
         /// Prepare once, apply to two tensors.
@@ -519,7 +565,7 @@ mod c_abi {
                 // own vector.
                 let code = unsafe { adamw_apply(&out, p, g, m, v, x, found.param.len) };
                 prop_assert_eq!(code, ADAMW_OK, "{}", config_message(code));
-                prop_assert_bits(&found, &expected, "adamw_apply")?;
+                prop_assert_bits(&found, &expected, Compare::AnyNanMatches, "adamw_apply")?;
             }
         }
 
@@ -566,7 +612,7 @@ mod c_abi {
             // because the overlap check runs first.
             let code = unsafe { adamw_step_config(&config, 1, ptrs[0], ptrs[1], ptrs[2], ptrs[3], ptrs[4], len) };
             prop_assert_eq!(code, expected_code, "{:?}: {}", fault, config_message(code));
-            prop_assert_bits(&found, &tensor, "adamw_step_config with a bad pointer")?;
+            prop_assert_bits(&found, &tensor, Compare::Exact, "adamw_step_config with a bad pointer")?;
         }
     }
 
