@@ -379,8 +379,8 @@ struct adamw_config adamw_config_default(void);
  *
  * When `len > 0`, each of the four pointers, if not NULL and 4-byte
  * aligned, must point to `len` initialised floats that stay valid for the
- * call, readable (`grad`) or readable and writable (the others), and that
- * no other thread accesses during the call. NULL, misaligned and
+ * call. `grad` must be readable and the others readable and writable, and
+ * no other thread may access them during the call. NULL, misaligned and
  * overlapping pointers are detected and rejected.
  */
 int32_t adamw_step(float *param,

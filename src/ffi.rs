@@ -5,7 +5,7 @@
 //! runs before the first write, so a negative return code means that no
 //! buffer and no output struct changed. No input makes a function panic or
 //! abort. The only inputs that are not checked, because C gives no way to
-//! check them, are pointers to memory that is not what `# Safety` says.
+//! check them, are pointers to memory other than what `# Safety` requires.
 //!
 //! The header is generated from this file with cbindgen (`cbindgen.toml`).
 //! The documentation comments of the items are written for C readers
@@ -241,8 +241,8 @@ pub extern "C" fn adamw_config_default() -> Config {
 ///
 /// When `len > 0`, each of the four pointers, if not NULL and 4-byte
 /// aligned, must point to `len` initialised floats that stay valid for the
-/// call, readable (`grad`) or readable and writable (the others), and that
-/// no other thread accesses during the call. NULL, misaligned and
+/// call. `grad` must be readable and the others readable and writable, and
+/// no other thread may access them during the call. NULL, misaligned and
 /// overlapping pointers are detected and rejected.
 #[allow(clippy::too_many_arguments)]
 #[unsafe(no_mangle)]
