@@ -630,7 +630,7 @@ fn read_group(r: &mut Reader<'_>) -> Result<Hyperparams, CheckpointError> {
 
 /// Writes little-endian values at increasing offsets. The caller sized
 /// `out` to the checkpoint, so every write fits; a write past the end would
-/// be dropped rather than panic.
+/// be cut off rather than panic.
 struct Writer<'b> {
     out: &'b mut [u8],
     pos: usize,
@@ -638,11 +638,12 @@ struct Writer<'b> {
 
 impl Writer<'_> {
     fn bytes(&mut self, bytes: &[u8]) {
-        let end = self.pos + bytes.len();
-        if let Some(dst) = self.out.get_mut(self.pos..end) {
-            dst.copy_from_slice(bytes);
+        if let Some(rest) = self.out.get_mut(self.pos..) {
+            for (dst, src) in rest.iter_mut().zip(bytes) {
+                *dst = *src;
+            }
         }
-        self.pos = end;
+        self.pos = self.pos.saturating_add(bytes.len());
     }
 
     fn u32(&mut self, value: u32) {
@@ -669,10 +670,12 @@ struct Reader<'b> {
 
 impl Reader<'_> {
     fn array<const N: usize>(&mut self) -> [u8; N] {
-        let mut bytes = [0u8; N];
-        if let Some(src) = self.input.get(self.pos..self.pos.saturating_add(N)) {
-            bytes.copy_from_slice(src);
-        }
+        let bytes = self
+            .input
+            .get(self.pos..)
+            .and_then(|rest| rest.first_chunk::<N>())
+            .copied()
+            .unwrap_or([0; N]);
         self.pos = self.pos.saturating_add(N);
         bytes
     }

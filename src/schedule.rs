@@ -403,11 +403,19 @@ impl<const N: usize> SequentialLr<N> {
         }
 
         let mut sequence = SequentialLr {
-            schedules: Vec::from_iter(schedules),
-            milestones: Vec::from_iter(milestones.iter().copied()),
+            schedules: Vec::new(),
+            milestones: Vec::new(),
             last_epoch: 0,
             current: 0,
         };
+        // Neither push can fail: there are N schedules and N - 1
+        // milestones. `Vec::from_iter` would panic on overflow instead.
+        for schedule in schedules {
+            let _ = sequence.schedules.push(schedule);
+        }
+        for &milestone in milestones {
+            let _ = sequence.milestones.push(milestone);
+        }
         sequence.current = sequence.schedule_index(0);
         if let Some(schedule) = sequence.schedules.get_mut(sequence.current) {
             schedule.initial_step();
