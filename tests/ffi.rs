@@ -1218,8 +1218,8 @@ mod linreg {
             gb += err;
         }
         let scale = 2.0f32 / SAMPLES as f32;
-        for d in 0..FEATURES {
-            md.w_grad[d] = gw[d] * scale;
+        for (grad, sum) in md.w_grad.iter_mut().zip(gw) {
+            *grad = sum * scale;
         }
         md.b_grad[0] = gb * scale;
         sum_sq / SAMPLES as f32
