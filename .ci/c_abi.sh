@@ -3,7 +3,8 @@
 #   1. include/adamw.h is what cbindgen generates from src/ffi.rs now;
 #   2. the header, examples/c/abi_check.c and the library's exported symbols
 #      name the same functions and constants;
-#   3. the Rust-side tests of the C functions and the property tests;
+#   3. the Rust-side tests of the C functions, the property tests, and
+#      clippy with the ffi feature;
 #   4. the C programs on the host and on a Cortex-M4F under QEMU, whose
 #      training output must equal examples/c/linreg.expected (which
 #      tests/ffi.rs derives from the Rust API);
@@ -62,8 +63,10 @@ done
 [ "$missing" -eq 0 ]
 echo "$(echo "$header_functions" | wc -l) functions, $(echo "$header_defines" | wc -l) constants"
 
-echo "== C ABI: Rust tests of the C functions"
+echo "== C ABI: Rust tests and lints of the C functions"
 cargo test --features ffi --test ffi --test proptest_entry_points
+# .ci/run lints without features, which leaves src/ffi.rs and tests/ffi.rs out.
+cargo clippy --features ffi --all-targets -- -D warnings
 
 echo "== C ABI: C programs on the host and on the Cortex-M4F"
 make -C examples/c TARGET_DIR="$PWD/$target_dir" all

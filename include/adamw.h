@@ -9,13 +9,19 @@
  * the `ffi-panic-handler` feature (the C functions plus the panic handler
  * that a library built on its own needs):
  *
- *   host:       cargo rustc --release --lib --features ffi-panic-handler *                   --crate-type staticlib
+ *   host:       cargo rustc --release --lib --features ffi-panic-handler \
+ *                   --crate-type staticlib
  *               -> target/release/libadamw.a
- *               cc -Iinclude app.c target/release/libadamw.a *                   -lpthread -ldl -lm
+ *               cc -Iinclude app.c target/release/libadamw.a \
+ *                   -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+ *               (the list that `cargo rustc ... -- --print
+ *               native-static-libs` prints for x86_64 Linux)
  *               (`--crate-type cdylib` builds libadamw.so for ctypes.)
- *   Cortex-M4F: cargo rustc --release --lib --features ffi-panic-handler *                   --crate-type staticlib --target thumbv7em-none-eabihf
+ *   Cortex-M4F: cargo rustc --release --lib --features ffi-panic-handler \
+ *                   --crate-type staticlib --target thumbv7em-none-eabihf
  *               -> target/thumbv7em-none-eabihf/release/libadamw.a
- *               arm-none-eabi-gcc -mcpu=cortex-m4 -mfpu=fpv4-sp-d16 *                   -mfloat-abi=hard ... libadamw.a
+ *               arm-none-eabi-gcc -mcpu=cortex-m4 -mfpu=fpv4-sp-d16 \
+ *                   -mfloat-abi=hard ... libadamw.a
  *
  * On bare metal the panic handler executes `udf` (a UsageFault or HardFault
  * on Arm); no function here has a panic path. A firmware that links other
