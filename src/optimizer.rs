@@ -159,7 +159,7 @@ impl core::fmt::Display for OptimizerError {
 
 impl core::error::Error for OptimizerError {}
 
-/// What [`Optimizer::step_checked`] did.
+/// The result of [`Optimizer::step_checked`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[must_use]
 pub enum StepOutcome {
@@ -179,9 +179,6 @@ pub enum StepOutcome {
 /// AdamW (or Adam with coupled L2 decay, per group) over many tensors, with
 /// parameter groups and per-tensor step counters, in fixed capacity.
 ///
-/// `TENSORS` is the maximum number of tensors and `GROUPS` the maximum
-/// number of parameter groups.
-///
 /// [`Optimizer`] registers up to `TENSORS` tensors in up to `GROUPS`
 /// parameter groups, as `torch.optim.AdamW` does with `param_groups`: each
 /// group has its own [`Hyperparams`] (typically `weight_decay = 0` for
@@ -196,9 +193,9 @@ pub enum StepOutcome {
 /// and `GROUPS` alone. Borrowed buffers serve firmware better than storage
 /// owned by the optimizer, for three reasons:
 ///
-/// - The caller places each buffer in the RAM section it chooses: moments in
-///   a large external SRAM, hot parameters in tightly coupled memory, or
-///   state in a `.noinit` section that survives a warm reset.
+/// - The caller places each buffer in the RAM section it chooses, for
+///   example the moments in a large external SRAM and the parameters in
+///   tightly coupled memory.
 /// - Each buffer is exactly as long as its tensor. Owned storage with a
 ///   const-generic size would reserve the largest tensor's size for every
 ///   slot.
@@ -221,11 +218,11 @@ pub enum StepOutcome {
 /// whose `.grad` is `None`: no decay, no moment update, and its step counter
 /// stays put. Tensors of one group can therefore be at different step
 /// counts. The scalars of a step ([`StepScalars`]) depend on the group and
-/// the step count only, so [`Optimizer::step`] computes them once per
+/// the step count only. So [`Optimizer::step`] computes them once per
 /// distinct `(group, step count)` pair in a step and reuses them for every
-/// tensor with that pair (a linear search in a table of at most `TENSORS`
-/// entries on the stack). In the common case of one group in lockstep, that
-/// is one `StepScalars::new` per step.
+/// tensor with that pair, found by a linear search in a table of at most
+/// `TENSORS` entries on the stack. In the common case of one group in
+/// lockstep, that is one `StepScalars::new` per step.
 ///
 /// # Errors leave everything unchanged
 ///
@@ -310,7 +307,8 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
     ///
     /// The moments (and `max_exp_avg_sq`) are set to zero and the step
     /// counter starts at 0, which is torch's state before a parameter's
-    /// first step; the buffers may therefore come from uninitialised RAM.
+    /// first step. So the state buffers may contain any values when they are
+    /// passed in, for example after a reset.
     /// Use [`Optimizer::restore`] to resume from a saved state.
     ///
     /// # Errors
@@ -374,17 +372,17 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         Ok(tensor)
     }
 
-    /// The number of registered tensors.
+    /// Returns the number of registered tensors.
     pub fn tensor_count(&self) -> usize {
         self.slots.len()
     }
 
-    /// The number of parameter groups.
+    /// Returns the number of parameter groups.
     pub fn group_count(&self) -> usize {
         self.groups.len()
     }
 
-    /// The hyperparameters of `group`.
+    /// Returns the hyperparameters of `group`.
     ///
     /// # Errors
     ///
@@ -421,7 +419,9 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
                 });
             }
         }
-        self.groups[group] = hyper;
+        if let Some(slot) = self.groups.get_mut(group) {
+            *slot = hyper;
+        }
         Ok(())
     }
 
@@ -441,7 +441,7 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         self.set_hyperparams(group, hyper)
     }
 
-    /// The parameter values of `tensor`, for the forward pass.
+    /// Returns the parameter values of `tensor`, for the forward pass.
     ///
     /// # Errors
     ///
@@ -450,8 +450,8 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         Ok(&self.slot(tensor)?.param[..])
     }
 
-    /// The parameter values of `tensor`, writable, for example to load
-    /// pretrained weights after registration.
+    /// Returns the parameter values of `tensor` for writing, for example to
+    /// load pretrained weights after registration.
     ///
     /// # Errors
     ///
@@ -464,7 +464,7 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         }
     }
 
-    /// The first moment (`exp_avg`) of `tensor`.
+    /// Returns the first moment (`exp_avg`) of `tensor`.
     ///
     /// # Errors
     ///
@@ -473,7 +473,7 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         Ok(&self.slot(tensor)?.exp_avg[..])
     }
 
-    /// The second moment (`exp_avg_sq`) of `tensor`.
+    /// Returns the second moment (`exp_avg_sq`) of `tensor`.
     ///
     /// # Errors
     ///
@@ -482,8 +482,8 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         Ok(&self.slot(tensor)?.exp_avg_sq[..])
     }
 
-    /// The AMSGrad running maximum of `tensor`, `None` when its group has
-    /// `amsgrad` off.
+    /// Returns the AMSGrad running maximum of `tensor`, `None` when its
+    /// group has `amsgrad` off.
     ///
     /// # Errors
     ///
@@ -492,7 +492,8 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         Ok(self.slot(tensor)?.max_exp_avg_sq.as_deref())
     }
 
-    /// The number of steps applied to `tensor` (torch's `state["step"]`).
+    /// Returns the number of steps applied to `tensor` (torch's
+    /// `state["step"]`).
     ///
     /// # Errors
     ///
@@ -501,7 +502,7 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         Ok(self.slot(tensor)?.step)
     }
 
-    /// The parameter group of `tensor`.
+    /// Returns the parameter group of `tensor`.
     ///
     /// # Errors
     ///
@@ -618,8 +619,8 @@ impl<'a, const TENSORS: usize, const GROUPS: usize> Optimizer<'a, TENSORS, GROUP
         Ok(plan.scalars.len() - 1)
     }
 
-    /// Applies a checked plan. The kernel's own checks repeat the ones in
-    /// `plan` and cannot fail here.
+    /// Applies a checked plan. The kernel repeats the checks of `plan`, so
+    /// its errors cannot occur here.
     fn apply(
         &mut self,
         grads: &[Option<&[f32]>],
