@@ -220,8 +220,8 @@ fn group_tensors_at_different_counts_use_own_scalars() {
     }
 
     assert_eq!(counts, [4, 2, 3], "reference counts");
-    for i in 0..3 {
-        assert_eq!(opt.step_count(i).unwrap(), counts[i], "tensor {i} count");
+    for (i, &count) in counts.iter().enumerate() {
+        assert_eq!(opt.step_count(i).unwrap(), count, "tensor {i} count");
         assert_bits_eq(
             &format!("tensor {i} param"),
             opt.param(i).unwrap(),

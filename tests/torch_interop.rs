@@ -226,7 +226,7 @@ fn continuing_torch_run_matches_torch() {
     let mut expected = registered(&mut expected_buffers);
     expected.restore(STEP100).unwrap();
 
-    for i in 0..SIZES.len() {
+    for (i, &amsgrad) in AMSGRAD.iter().enumerate() {
         assert_eq!(opt.step_count(i).unwrap(), 100, "tensor {i} step count");
         assert_bits_eq(
             &format!("tensor {i} exp_avg"),
@@ -238,7 +238,7 @@ fn continuing_torch_run_matches_torch() {
             opt.exp_avg_sq(i).unwrap(),
             expected.exp_avg_sq(i).unwrap(),
         );
-        if AMSGRAD[i] {
+        if amsgrad {
             assert_bits_eq(
                 &format!("tensor {i} max_exp_avg_sq"),
                 opt.max_exp_avg_sq(i).unwrap().unwrap(),
