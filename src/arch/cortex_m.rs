@@ -2,9 +2,17 @@
 //! `thumbv8m.main-none-eabihf`): VFMA.F32 and VSQRT.F32.
 //!
 //! `libm::sqrtf` is a software routine on these targets, so the instructions
-//! are written out. Stable Rust rejects the `sreg` operand class here, so the
-//! operands travel through core registers and the FPU scratch registers are
-//! named as clobbers.
+//! are written out. Stable Rust rejects the `sreg` operand class here (it
+//! requires the `vfp2` target feature, which these single-precision targets
+//! do not enable), so the operands travel through core registers and the FPU
+//! scratch registers are named as clobbers. So `fma` costs eight VMOVs
+//! between core and FPU registers on top of VFMA.F32 (three operands in and
+//! the result out, on each side of the block), and `sqrt` costs four.
+//!
+//! The results are IEEE 754 only in the FPSCR's reset state, which
+//! cortex-m-rt keeps: round to nearest and flush-to-zero off (FZ = 0). With
+//! FZ set, subnormal inputs and results become zero, and the results differ
+//! from torch's and from the other targets'.
 
 use core::arch::asm;
 use wide::f32x8;
