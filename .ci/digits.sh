@@ -6,10 +6,13 @@
 # - the loss stays within 1e-6 (relative) of torch's committed losses,
 # - a full run reaches at least 95 % test accuracy,
 # - every target ends with the same final weights, bit for bit, as the
-#   digests committed below.
+#   digests committed below,
+# - the Cortex-M4F program's peak stack, where all of its data lives, fits
+#   in 64 KiB.
 # Needs the thumbv7em-none-eabihf, thumbv8m.main-none-eabihf and
 # riscv32imac-unknown-none-elf targets and qemu-system-arm and
-# qemu-system-misc (.ci/install.sh). No torch: the torch losses are in
+# qemu-system-misc (.ci/install.sh), and python3 for the stack measurement
+# (standard library only). No torch: the torch losses are in
 # examples/data/digits_torch.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +101,17 @@ fi
 # Bare-metal programs read DIGITS_EPOCHS when they are compiled.
 if run "Cortex-M4F" cargo run --quiet --release --example digits --target thumbv7em-none-eabihf; then
     check "Cortex-M4F" "$report" "$full_digest" "$min_accuracy"
+fi
+# The training keeps everything on the stack; hold its peak to 64 KiB, the
+# RAM of a small Cortex-M4F part.
+echo "== digits: Cortex-M4F peak stack"
+if python3 examples/digits_stack.py --max 65536 \
+    target/thumbv7em-none-eabihf/release/examples/digits; then
+    echo "Cortex-M4F peak stack: passed"
+    passed=$((passed + 1))
+else
+    echo "FAIL: Cortex-M4F peak stack"
+    failed=$((failed + 1))
 fi
 if run "Cortex-M33" cargo run --quiet --release --example digits --target thumbv8m.main-none-eabihf; then
     check "Cortex-M33" "$report" "$full_digest" "$min_accuracy"

@@ -83,16 +83,11 @@ impl SplitMix64 {
 
 /// A permutation of all samples: the first [`TRAIN`] indices are the
 /// training set, the rest the test set.
-pub fn split(rng: &mut SplitMix64) -> ([u16; TRAIN], [u16; TEST]) {
-    let mut all = [0u16; SAMPLES];
-    for (i, slot) in all.iter_mut().enumerate() {
+pub fn split(rng: &mut SplitMix64) -> [u16; SAMPLES] {
+    let mut samples = [0u16; SAMPLES];
+    for (i, slot) in samples.iter_mut().enumerate() {
         *slot = i as u16;
     }
-    rng.shuffle(&mut all);
-
-    let mut train = [0u16; TRAIN];
-    let mut test = [0u16; TEST];
-    train.copy_from_slice(&all[..TRAIN]);
-    test.copy_from_slice(&all[TRAIN..]);
-    (train, test)
+    rng.shuffle(&mut samples);
+    samples
 }

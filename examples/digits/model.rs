@@ -8,7 +8,7 @@
 //! Only `+`, `*`, `/`, comparisons and `libm`'s `expf` and `logf` are used,
 //! so every target computes the same bits.
 
-use crate::data::PIXELS;
+use crate::data::{self, PIXELS};
 
 /// Inputs of the first layer: the 8x8 pixels.
 pub const INPUTS: usize = PIXELS;
@@ -135,72 +135,74 @@ pub fn forward(params: Params<'_>, input: &[f32; INPUTS], act: &mut Activations)
     predicted
 }
 
-/// Runs the forward pass over a batch and accumulates the gradient of the
-/// mean cross-entropy into `grads`, which it zeroes first. Returns the mean
-/// loss.
+/// Runs the forward pass over the samples of a batch and accumulates the
+/// gradient of the mean cross-entropy into `grads`, which it zeroes first.
+/// Returns the mean loss.
 ///
-/// `inputs` and `labels` have one entry per sample, at most [`BATCH`].
+/// `samples` holds indices into the data set, at most [`BATCH`]. Images are
+/// read again from the data set for the backward pass rather than kept, and
+/// the backward pass runs one sample at a time, so that the only per-sample
+/// buffers are the activations. Each gradient element is still summed over
+/// the samples in batch order, as torch's matrix products sum it.
 pub fn forward_backward(
     params: Params<'_>,
-    inputs: &[[f32; INPUTS]],
-    labels: &[u8],
+    samples: &[u16],
     acts: &mut [Activations; BATCH],
     grads: &mut Mlp,
 ) -> f32 {
-    let batch = inputs.len();
+    let batch = samples.len();
     let acts = &mut acts[..batch];
 
     let mut loss_sum = 0.0f32;
-    for ((input, &label), act) in inputs.iter().zip(labels).zip(acts.iter_mut()) {
-        forward(params, input, act);
-        loss_sum += -act.log_probs[usize::from(label)];
+    for (&sample, act) in samples.iter().zip(acts.iter_mut()) {
+        let sample = usize::from(sample);
+        forward(params, &data::image(sample), act);
+        loss_sum += -act.log_probs[usize::from(data::label(sample))];
     }
     let loss = loss_sum / batch as f32;
 
-    // d loss / d logits = (softmax - one_hot) / B, in torch's form:
-    // `exp(log_probs) * (1 / B)`, minus `1 / B` at the label.
+    grads.w1.fill(0.0);
+    grads.b1.fill(0.0);
+    grads.w2.fill(0.0);
+    grads.b2.fill(0.0);
+
     let scale = 1.0 / batch as f32;
-    let mut d_logits = [[0.0f32; CLASSES]; BATCH];
-    for ((d, act), &label) in d_logits.iter_mut().zip(acts.iter()).zip(labels) {
-        for (class, (d, &lp)) in d.iter_mut().zip(&act.log_probs).enumerate() {
+    for (&sample, act) in samples.iter().zip(acts.iter()) {
+        let sample = usize::from(sample);
+        let label = usize::from(data::label(sample));
+
+        // d loss / d logits = (softmax - one_hot) / B, in torch's form:
+        // `exp(log_probs) * (1 / B)`, minus `1 / B` at the label.
+        let mut d_logits = [0.0f32; CLASSES];
+        for (class, (d, &lp)) in d_logits.iter_mut().zip(&act.log_probs).enumerate() {
             let p = libm::expf(lp) * scale;
-            *d = if class == usize::from(label) {
-                p - scale
-            } else {
-                p
-            };
+            *d = if class == label { p - scale } else { p };
         }
-    }
-    let d_logits = &d_logits[..batch];
 
-    *grads = Mlp::zeros();
-
-    // Second layer: dW2 = d_logits^T h, db2 = sum over the batch, and the
-    // gradient of the hidden layer, d_hidden = d_logits W2, masked by ReLU.
-    let mut d_hidden = [[0.0f32; HIDDEN]; BATCH];
-    for ((d, act), d_h) in d_logits.iter().zip(acts.iter()).zip(d_hidden.iter_mut()) {
-        for (class, &d_class) in d.iter().enumerate() {
+        // Second layer: dW2 += d_logits^T h, db2 += d_logits.
+        for (class, &d_class) in d_logits.iter().enumerate() {
             let row = class * HIDDEN..(class + 1) * HIDDEN;
-            for (g, &h) in grads.w2[row.clone()].iter_mut().zip(&act.hidden) {
+            for (g, &h) in grads.w2[row].iter_mut().zip(&act.hidden) {
                 *g += d_class * h;
             }
             grads.b2[class] += d_class;
         }
-        for (j, d_h) in d_h.iter_mut().enumerate() {
-            let mut sum = 0.0f32;
-            for (class, &d_class) in d.iter().enumerate() {
-                sum += d_class * params.w2[class * HIDDEN + j];
-            }
-            // ReLU passes the gradient where its output was positive.
-            *d_h = if act.hidden[j] > 0.0 { sum } else { 0.0 };
-        }
-    }
 
-    // First layer: dW1 = d_hidden^T x, db1 = sum over the batch.
-    for (d_h, input) in d_hidden[..batch].iter().zip(inputs) {
-        for (unit, &d_unit) in d_h.iter().enumerate() {
+        // The hidden layer's gradient, d_logits W2, where ReLU passed its
+        // input on, then the first layer: dW1 += d_hidden^T x, db1 += d_hidden.
+        let input = data::image(sample);
+        for unit in 0..HIDDEN {
+            if act.hidden[unit] <= 0.0 {
+                // ReLU blocked this unit: its row would add `0 * x = +0`
+                // (pixels are not negative), which leaves every sum as it is.
+                continue;
+            }
+            let mut d_unit = 0.0f32;
+            for (class, &d_class) in d_logits.iter().enumerate() {
+                d_unit += d_class * params.w2[class * HIDDEN + unit];
+            }
             let row = unit * INPUTS..(unit + 1) * INPUTS;
-            for (g, &x) in grads.w1[row].iter_mut().zip(input) {
+            for (g, &x) in grads.w1[row].iter_mut().zip(&input) {
                 *g += d_unit * x;
             }
             grads.b1[unit] += d_unit;

@@ -5,7 +5,7 @@ use core::fmt::{self, Write};
 
 use adamw::{Hyperparams, Optimizer, OptimizerError, TensorBuffers};
 
-use crate::data::{self, SplitMix64, TEST, TRAIN};
+use crate::data::{self, SAMPLES, SplitMix64, TEST, TRAIN};
 use crate::model::{self, Activations, BATCH, CLASSES, HIDDEN, INPUTS, Mlp, Params};
 
 /// Seed of the generator that splits, initialises and shuffles.
@@ -42,10 +42,13 @@ pub struct EpochStats {
     pub test_correct: u32,
 }
 
-/// The buffers that the optimizer borrows: the parameters and both AdamW
-/// moments.
+/// The model's buffers, which [`Trainer`] borrows: the parameters, their
+/// gradients and both AdamW moments. Keeping them outside `Trainer` leaves
+/// the caller to choose where they live, and keeps `Trainer` small enough to
+/// be moved without a large copy on the stack.
 pub struct State {
     params: Mlp,
+    grads: Mlp,
     exp_avg: Mlp,
     exp_avg_sq: Mlp,
 }
@@ -54,6 +57,7 @@ impl State {
     pub const fn new() -> Self {
         State {
             params: Mlp::zeros(),
+            grads: Mlp::zeros(),
             exp_avg: Mlp::zeros(),
             exp_avg_sq: Mlp::zeros(),
         }
@@ -70,10 +74,11 @@ const B2: usize = 3;
 /// Everything that changes during training.
 pub struct Trainer<'a> {
     optimizer: Optimizer<'a, 4, 2>,
-    grads: Mlp,
+    grads: &'a mut Mlp,
     rng: SplitMix64,
-    train: [u16; TRAIN],
-    test: [u16; TEST],
+    /// A permutation of the data set: the first [`TRAIN`] indices are the
+    /// training set, in this epoch's order, and the rest the test set.
+    samples: [u16; SAMPLES],
     epoch: u32,
 }
 
@@ -89,10 +94,11 @@ impl<'a> Trainer<'a> {
     /// shapes and hyperparameters it returns none.
     pub fn new(state: &'a mut State) -> Result<Self, OptimizerError> {
         let mut rng = SplitMix64::new(SEED);
-        let (train, test) = data::split(&mut rng);
+        let samples = data::split(&mut rng);
 
         let State {
             params,
+            grads,
             exp_avg: m,
             exp_avg_sq: v,
         } = state;
@@ -122,10 +128,9 @@ impl<'a> Trainer<'a> {
 
         Ok(Trainer {
             optimizer,
-            grads: Mlp::zeros(),
+            grads,
             rng,
-            train,
-            test,
+            samples,
             epoch: 0,
         })
     }
@@ -149,30 +154,18 @@ impl<'a> Trainer<'a> {
     /// Whatever the optimizer step returns; with these fixed shapes and
     /// hyperparameters it returns none.
     pub fn epoch(&mut self) -> Result<EpochStats, OptimizerError> {
-        self.rng.shuffle(&mut self.train);
+        self.rng.shuffle(&mut self.samples[..TRAIN]);
 
-        let mut inputs = [[0.0f32; INPUTS]; BATCH];
-        let mut labels = [0u8; BATCH];
         let mut acts = [Activations::ZERO; BATCH];
         let mut loss_sum = 0.0f64;
         let mut batches = 0u32;
 
         for start in (0..TRAIN).step_by(BATCH) {
-            let batch = &self.train[start..TRAIN.min(start + BATCH)];
-            for ((input, label), &index) in inputs.iter_mut().zip(&mut labels).zip(batch) {
-                *input = data::image(usize::from(index));
-                *label = data::label(usize::from(index));
-            }
-            let n = batch.len();
-            let loss = model::forward_backward(
-                params(&self.optimizer)?,
-                &inputs[..n],
-                &labels[..n],
-                &mut acts,
-                &mut self.grads,
-            );
+            let batch = &self.samples[start..TRAIN.min(start + BATCH)];
+            let loss =
+                model::forward_backward(params(&self.optimizer)?, batch, &mut acts, self.grads);
 
-            let g = &self.grads;
+            let g = &*self.grads;
             // The order of registration: W1, B1, W2, B2.
             self.optimizer
                 .step(&[Some(&g.w1), Some(&g.b1), Some(&g.w2), Some(&g.b2)])?;
@@ -184,8 +177,8 @@ impl<'a> Trainer<'a> {
         Ok(EpochStats {
             epoch: self.epoch,
             loss: loss_sum / f64::from(batches),
-            train_correct: self.count_correct(&self.train)?,
-            test_correct: self.count_correct(&self.test)?,
+            train_correct: self.count_correct(&self.samples[..TRAIN])?,
+            test_correct: self.count_correct(&self.samples[TRAIN..])?,
         })
     }
 
