@@ -231,6 +231,12 @@ fn run<L: Lanes + Chunk<N>, const N: usize, const FUSED: bool>(
     let mut max_slots = max_exp_avg_sq.iter_mut();
     let lanes = param.iter_mut().zip(grad).zip(exp_avg).zip(exp_avg_sq);
     for (((p, g), m), v) in lanes {
+        if N > 1 {
+            prefetch_ahead(p);
+            prefetch_ahead(g);
+            prefetch_ahead(m);
+            prefetch_ahead(v);
+        }
         let max_slot = max_slots.next();
         let max_in = max_slot.as_deref().map_or(L::splat(0.0), L::load);
 
@@ -251,6 +257,27 @@ fn run<L: Lanes + Chunk<N>, const N: usize, const FUSED: bool>(
             L::store(max_out, slot);
         }
     }
+}
+
+/// Prefetches the cache line `arch::PREFETCH_BYTES` past `chunk`, where the
+/// backend has a prefetch instruction. The address may lie past the end
+/// of the slice: a prefetch never faults and never changes a result.
+#[inline(always)]
+fn prefetch_ahead<T>(chunk: &T) {
+    #[cfg(all(
+        any(target_arch = "x86_64", target_arch = "x86"),
+        target_feature = "fma"
+    ))]
+    arch::prefetch(
+        (chunk as *const T)
+            .cast::<u8>()
+            .wrapping_add(arch::PREFETCH_BYTES),
+    );
+    #[cfg(not(all(
+        any(target_arch = "x86_64", target_arch = "x86"),
+        target_feature = "fma"
+    )))]
+    let _ = chunk;
 }
 
 /// Conversion between a lane type and the array of `N` `f32` it loads from.
