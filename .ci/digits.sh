@@ -102,8 +102,8 @@ fi
 if run "Cortex-M4F" cargo run --quiet --release --example digits --target thumbv7em-none-eabihf; then
     check "Cortex-M4F" "$report" "$full_digest" "$min_accuracy"
 fi
-# The training keeps everything on the stack; hold its peak to 64 KiB, the
-# RAM of a small Cortex-M4F part.
+# The training keeps everything on the stack, so its peak is all the RAM it
+# needs. Hold it to 64 KiB, the RAM of a small Cortex-M4F part.
 echo "== digits: Cortex-M4F peak stack"
 if python3 examples/digits_stack.py --max 65536 \
     target/thumbv7em-none-eabihf/release/examples/digits; then

@@ -2,9 +2,9 @@
 
 QEMU starts with RAM zeroed, and the digits example keeps everything on the
 stack (its .data and .bss are empty). The script starts QEMU halted with
-its GDB stub on a loopback port, sets a breakpoint on each semihosting exit
-call, lets the program run to one, and reads RAM through the stub: the
-lowest nonzero word marks the deepest stack write. A stack slot that was
+its GDB stub on a loopback port and sets a breakpoint on each semihosting
+exit call. When the program stops at one, the script reads RAM through the
+stub, and the lowest nonzero word marks the deepest stack write. A stack slot that was
 only ever written with zeros is not seen, so the figure is a lower bound,
 close to the true peak.
 
@@ -22,7 +22,7 @@ import subprocess
 import sys
 import time
 
-# The RAM region of boards/mps2-an386/memory.x; cortex-m-rt puts the initial
+# The RAM region of boards/mps2-an386/memory.x. cortex-m-rt puts the initial
 # stack pointer at its end.
 RAM_START = 0x20000000
 RAM_END = 0x20400000

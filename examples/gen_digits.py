@@ -5,7 +5,7 @@ The data set (E. Alpaydin and C. Kaynak, UCI Machine Learning Repository,
 CC BY 4.0) is the copy that scikit-learn ships, so no download is needed.
 
 Output: examples/data/digits.bin, 1797 records of 65 bytes in the order
-scikit-learn returns them. Each record holds the 64 pixels of an 8x8 image,
+scikit-learn returns them. Each record contains the 64 pixels of an 8x8 image,
 row by row, as integers 0..16, followed by the label 0..9.
 
 Environment:

@@ -76,7 +76,7 @@ class SplitMix64:
 
 
 def fnv1a64(tensors):
-    """The digest of examples/digits/model.rs: FNV-1a over little-endian f32 bytes."""
+    """Compute the digest of examples/digits/model.rs: FNV-1a over little-endian f32 bytes."""
     h = 0xCBF29CE484222325
     for t in tensors:
         for byte in t.detach().numpy().astype("<f4").tobytes():

@@ -111,8 +111,7 @@ mod bare_metal {
         exit(run())
     }
 
-    // A fault, such as a stack overflow into the flash alias, exits QEMU
-    // with a failure status instead of spinning forever.
+    // A fault exits QEMU with a failure status instead of spinning forever.
     #[cfg(target_arch = "arm")]
     #[cortex_m_rt::exception]
     unsafe fn HardFault(frame: &cortex_m_rt::ExceptionFrame) -> ! {
@@ -126,7 +125,8 @@ mod bare_metal {
         exit(run())
     }
 
-    // riscv-rt sends every exception without its own handler to `abort`.
+    // riscv-rt sends every exception and interrupt without its own handler
+    // to `abort`.
     #[cfg(target_arch = "riscv32")]
     #[unsafe(no_mangle)]
     extern "C" fn abort() -> ! {

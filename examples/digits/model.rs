@@ -2,9 +2,9 @@
 //! pass written out in `f32`.
 //!
 //! The operations follow torch's order where that is cheap, so that the loss
-//! stays close to `examples/train_torch.py`'s: `z = x W^T + b` with the dot
-//! product summed first and the bias added last, `log_softmax` with the
-//! maximum subtracted, and the gradient of the mean loss scaled by `1 / B`.
+//! stays close to `examples/train_torch.py`'s. `z = x W^T + b` sums the dot
+//! product first and adds the bias last, `log_softmax` subtracts the
+//! maximum, and the gradient of the mean loss is scaled by `1 / B`.
 //! Only `+`, `*`, `/`, comparisons and `libm`'s `expf` and `logf` are used,
 //! so every target computes the same bits.
 
@@ -20,7 +20,7 @@ pub const CLASSES: usize = 10;
 pub const BATCH: usize = 32;
 
 /// One `f32` per parameter of the model, in torch's layout: weights are
-/// `[out][in]`, row by row. The same type holds parameters, gradients and
+/// `[out][in]`, row by row. The same type stores parameters, gradients and
 /// each optimizer moment.
 #[derive(Clone)]
 pub struct Mlp {
@@ -139,7 +139,7 @@ pub fn forward(params: Params<'_>, input: &[f32; INPUTS], act: &mut Activations)
 /// gradient of the mean cross-entropy into `grads`, which it zeroes first.
 /// Returns the mean loss.
 ///
-/// `samples` holds indices into the data set, at most [`BATCH`]. Images are
+/// `samples` contains indices into the data set, at most [`BATCH`]. Images are
 /// read again from the data set for the backward pass rather than kept, and
 /// the backward pass runs one sample at a time, so that the only per-sample
 /// buffers are the activations. Each gradient element is still summed over
