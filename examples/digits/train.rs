@@ -90,8 +90,8 @@ impl<'a> Trainer<'a> {
     ///
     /// # Errors
     ///
-    /// Whatever the optimizer's registration returns; with these fixed
-    /// shapes and hyperparameters it returns none.
+    /// Whatever the optimizer's registration returns, which is nothing with
+    /// these fixed shapes and hyperparameters.
     pub fn new(state: &'a mut State) -> Result<Self, OptimizerError> {
         let mut rng = SplitMix64::new(SEED);
         let samples = data::split(&mut rng);
@@ -151,8 +151,8 @@ impl<'a> Trainer<'a> {
     ///
     /// # Errors
     ///
-    /// Whatever the optimizer step returns; with these fixed shapes and
-    /// hyperparameters it returns none.
+    /// Whatever the optimizer step returns, which is nothing with these
+    /// fixed shapes and hyperparameters.
     pub fn epoch(&mut self) -> Result<EpochStats, OptimizerError> {
         self.rng.shuffle(&mut self.samples[..TRAIN]);
 
@@ -207,7 +207,8 @@ fn params<'o>(optimizer: &'o Optimizer<'_, 4, 2>) -> Result<Params<'o>, Optimize
     })
 }
 
-/// The torch reference: the digest of its initial weights and its epochs.
+/// The torch reference file: the digest of its initial weights, parsed once,
+/// and its rows, which [`TorchReference::epoch`] scans on each call.
 struct TorchReference {
     init_digest: Option<u64>,
 }
@@ -362,7 +363,7 @@ pub fn run(epochs: u32, out: &mut impl Write) -> Result<(), RunError> {
     writeln!(out, "final weights: digest {final_digest:#018x}")?;
 
     // The optimizer stores slice references, group hyperparameters and step
-    // counters; its size depends on the pointer width.
+    // counters, so its size depends on the pointer width.
     let tensor_bytes = Mlp::LEN * size_of::<f32>();
     let optimizer_bytes = size_of::<Optimizer<'static, 4, 2>>();
     writeln!(
