@@ -59,6 +59,12 @@ impl Flags {
             amsgrad: s.amsgrad,
         }
     }
+
+    /// The common case that `arch::run_plain` handles: no `maximize`, no
+    /// coupled L2 decay, the small-weight lerp formula and no AMSGrad.
+    fn is_plain(self) -> bool {
+        !self.maximize && !self.coupled_l2 && self.small_lerp_weight && !self.amsgrad
+    }
 }
 
 /// `a * b + c`, rounded once or twice as the mode says.
@@ -166,8 +172,8 @@ fn check_len(name: &'static str, expected: usize, found: usize) -> Result<(), Er
 /// has vector registers, then one lane at a time.
 pub(crate) fn apply(scalars: &StepScalars, buffers: Buffers<'_>) {
     match scalars.rounding {
-        Rounding::Fused => apply_mode::<true>(scalars, buffers, arch::SIMD),
-        Rounding::Unfused => apply_mode::<false>(scalars, buffers, arch::SIMD),
+        Rounding::Fused => apply_mode::<true>(scalars, buffers, arch::SIMD, true),
+        Rounding::Unfused => apply_mode::<false>(scalars, buffers, arch::SIMD, true),
     }
 }
 
@@ -175,13 +181,20 @@ pub(crate) fn apply(scalars: &StepScalars, buffers: Buffers<'_>) {
 /// match bit for bit.
 pub(crate) fn apply_scalar(scalars: &StepScalars, buffers: Buffers<'_>) {
     match scalars.rounding {
-        Rounding::Fused => apply_mode::<true>(scalars, buffers, false),
-        Rounding::Unfused => apply_mode::<false>(scalars, buffers, false),
+        Rounding::Fused => apply_mode::<true>(scalars, buffers, false, false),
+        Rounding::Unfused => apply_mode::<false>(scalars, buffers, false, false),
     }
 }
 
+/// `plain_loop` lets the one-lane path hand steps with the common flags to
+/// the backend's own loop (`arch::run_plain`), where it has one.
 #[inline(never)]
-fn apply_mode<const FUSED: bool>(scalars: &StepScalars, buffers: Buffers<'_>, simd: bool) {
+fn apply_mode<const FUSED: bool>(
+    scalars: &StepScalars,
+    buffers: Buffers<'_>,
+    simd: bool,
+    plain_loop: bool,
+) {
     let flags = Flags::new(scalars);
     let Buffers {
         param,
@@ -196,6 +209,12 @@ fn apply_mode<const FUSED: bool>(scalars: &StepScalars, buffers: Buffers<'_>, si
     let max_exp_avg_sq = max_exp_avg_sq.unwrap_or_default();
 
     if !simd {
+        if plain_loop
+            && flags.is_plain()
+            && arch::run_plain::<FUSED>(scalars, param, grad, exp_avg, exp_avg_sq)
+        {
+            return;
+        }
         let k = Splat::<f32>::new(scalars);
         run::<f32, 1, FUSED>(&k, flags, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq);
         return;

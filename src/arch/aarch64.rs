@@ -26,3 +26,16 @@ pub(crate) fn sqrt(x: f32) -> f32 {
 pub(crate) fn sqrt8(x: f32x8) -> f32x8 {
     x.sqrt()
 }
+
+/// This backend has no loop of its own for the common flags, so the kernel
+/// runs the generic one: returns false and writes nothing.
+#[inline(always)]
+pub(crate) fn run_plain<const FUSED: bool>(
+    _scalars: &crate::StepScalars,
+    _param: &mut [f32],
+    _grad: &[f32],
+    _exp_avg: &mut [f32],
+    _exp_avg_sq: &mut [f32],
+) -> bool {
+    false
+}

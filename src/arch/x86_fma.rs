@@ -50,3 +50,16 @@ pub(crate) fn prefetch(address: *const u8) {
     // architecturally and never faults, so any address is sound.
     unsafe { _mm_prefetch::<_MM_HINT_T0>(address.cast::<i8>()) }
 }
+
+/// This backend has no loop of its own for the common flags, so the kernel
+/// runs the generic one: returns false and writes nothing.
+#[inline(always)]
+pub(crate) fn run_plain<const FUSED: bool>(
+    _scalars: &crate::StepScalars,
+    _param: &mut [f32],
+    _grad: &[f32],
+    _exp_avg: &mut [f32],
+    _exp_avg_sq: &mut [f32],
+) -> bool {
+    false
+}
