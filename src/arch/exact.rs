@@ -38,7 +38,8 @@ pub(crate) fn fma(a: f32, b: f32, c: f32) -> f32 {
     // nonzero `error` is at least 2^-298 and `sum` is then at least 2^-245.
     let direction = error * sum;
     let towards_zero = (direction < 0.0) as u64;
-    let inexact = (direction < 0.0 || direction > 0.0) as u64;
+    // Unlike `direction != 0.0`, this is false for NaN.
+    let inexact = (direction.abs() > 0.0) as u64;
     let odd = f64::from_bits(sum.to_bits().wrapping_sub(towards_zero) | inexact);
 
     odd as f32
