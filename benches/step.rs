@@ -25,7 +25,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use adamw::{Hyperparams, Rounding, StepScalars};
-use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 
 /// Bytes moved per element: 4 arrays read and 3 written, 4 bytes each.
 const BYTES_PER_ELEMENT: u64 = 28;
@@ -262,8 +263,8 @@ fn check_parallel_matches(scalars: &StepScalars, initial: &Tensors) {
 }
 
 #[cfg(feature = "std")]
-fn bench_parallel(
-    group: &mut BenchmarkGroup<'_, WallTime>,
+fn bench_parallel<M: Measurement>(
+    group: &mut BenchmarkGroup<'_, M>,
     scalars: &StepScalars,
     initial: &Tensors,
 ) {
@@ -287,13 +288,13 @@ fn bench_parallel(
 }
 
 #[cfg(not(feature = "std"))]
-fn bench_parallel(_: &mut BenchmarkGroup<'_, WallTime>, _: &StepScalars, _: &Tensors) {}
+fn bench_parallel<M: Measurement>(_: &mut BenchmarkGroup<'_, M>, _: &StepScalars, _: &Tensors) {}
 
 fn scalars_for(hyper: &Hyperparams) -> StepScalars {
     StepScalars::new(hyper, STEP).expect("torch's defaults are valid")
 }
 
-fn bench_sizes(c: &mut Criterion) {
+fn bench_sizes<M: Measurement>(c: &mut Criterion<M>, threads: bool) {
     let fused = Hyperparams::DEFAULT;
     let unfused = Hyperparams {
         rounding: Rounding::Unfused,
@@ -337,7 +338,7 @@ fn bench_sizes(c: &mut Criterion) {
         let mut tensors = initial.clone();
         group.bench_function("roofline", |b| b.iter(|| roofline(black_box(&mut tensors))));
 
-        if len >= 1 << 16 {
+        if threads && len >= 1 << 16 {
             bench_parallel(&mut group, &scalars_for(&fused), &initial);
         }
         group.finish();
@@ -347,7 +348,7 @@ fn bench_sizes(c: &mut Criterion) {
 /// Times a fused step at 64K elements with normal, subnormal-gradient and
 /// subnormal-moment inputs. Each iteration starts from a fresh copy, because
 /// repeated steps would move the moments out of the subnormal range.
-fn bench_subnormal(c: &mut Criterion) {
+fn bench_subnormal<M: Measurement>(c: &mut Criterion<M>) {
     let len = 1 << 16;
     let scalars = scalars_for(&Hyperparams::DEFAULT);
     let mut group = c.benchmark_group("subnormal_64K");
@@ -451,14 +452,81 @@ fn print_summary(directory: &Path) {
     }
 }
 
+/// The CPU time of the calling thread, from `CLOCK_THREAD_CPUTIME_ID`.
+///
+/// Unlike wall time it excludes the time the thread waits while other
+/// processes run, so it gives steadier figures on a shared machine. It does
+/// not count other threads, so the 2-thread bench is left out under it.
+#[cfg(unix)]
+struct ThreadCpuTime;
+
+#[cfg(unix)]
+impl ThreadCpuTime {
+    fn now_ns() -> u64 {
+        let mut time = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `time` is a valid, writable timespec, and
+        // CLOCK_THREAD_CPUTIME_ID exists on every Linux since 2.6.12.
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
+        assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
+        time.tv_sec as u64 * 1_000_000_000 + time.tv_nsec as u64
+    }
+}
+
+#[cfg(unix)]
+impl Measurement for ThreadCpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        Self::now_ns()
+    }
+
+    fn end(&self, start: u64) -> u64 {
+        Self::now_ns() - start
+    }
+
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+
+    fn zero(&self) -> u64 {
+        0
+    }
+
+    fn to_f64(&self, value: &u64) -> f64 {
+        *value as f64
+    }
+
+    fn formatter(&self) -> &dyn ValueFormatter {
+        // Both measurements count nanoseconds, so wall time's units serve.
+        WallTime.formatter()
+    }
+}
+
+/// Runs every group under one measurement, then prints the summary table.
+fn run<M: Measurement>(criterion: Criterion<M>, directory: &Path, threads: bool) {
+    let mut criterion = criterion.output_directory(directory).configure_from_args();
+    bench_sizes(&mut criterion, threads);
+    bench_subnormal(&mut criterion);
+    criterion.final_summary();
+    print_summary(directory);
+}
+
+/// `ADAMW_BENCH_CLOCK=thread-cpu` measures the thread's CPU time in place of
+/// wall time.
 fn main() {
     RUN_START.get_or_init(SystemTime::now);
     let directory = output_directory();
-    let mut criterion = Criterion::default()
-        .output_directory(&directory)
-        .configure_from_args();
-    bench_sizes(&mut criterion);
-    bench_subnormal(&mut criterion);
-    criterion.final_summary();
-    print_summary(&directory);
+    match std::env::var("ADAMW_BENCH_CLOCK").as_deref() {
+        #[cfg(unix)]
+        Ok("thread-cpu") => {
+            let criterion = Criterion::default().with_measurement(ThreadCpuTime);
+            run(criterion, &directory, false);
+        }
+        Ok("wall") | Err(_) => run(Criterion::default(), &directory, true),
+        Ok(other) => panic!("invalid ADAMW_BENCH_CLOCK={other:?}: expected wall or thread-cpu"),
+    }
 }

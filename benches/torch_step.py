@@ -12,7 +12,10 @@ Environment (outside the repository)::
     ~/venv-adamw/bin/python benches/torch_step.py
 
 ``--sizes 1K,4K`` limits the sizes; ``--seconds`` sets the time spent per
-measurement (default 1.0).
+measurement (default 1.0). ``--clock thread-cpu`` measures the calling
+thread's CPU time instead of wall time, as ``ADAMW_BENCH_CLOCK=thread-cpu``
+does for the criterion bench; it runs only the one-thread cases, because
+the CPU time of torch's worker threads is not counted.
 """
 
 import argparse
@@ -41,20 +44,20 @@ def make_optimizer(n, options):
     return torch.optim.AdamW([param], lr=1e-3, **options)
 
 
-def median_step_seconds(optimizer, budget_seconds):
-    """Time single steps until the budget is spent and return the median."""
+def median_step_seconds(optimizer, budget_seconds, clock):
+    """Time single steps with clock until the budget is spent and return the median."""
     for _ in range(WARMUP_STEPS):
         optimizer.step()
-    start = time.perf_counter()
+    start = clock()
     optimizer.step()
-    first = time.perf_counter() - start
+    first = clock() - start
     repeats = int(min(MAX_REPEATS, max(MIN_REPEATS, budget_seconds / max(first, 1e-9))))
 
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         optimizer.step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times), repeats
 
 
@@ -62,18 +65,26 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(SIZES), help="comma-separated names from " + ",".join(SIZES))
     parser.add_argument("--seconds", type=float, default=1.0, help="time spent per measurement, in seconds")
+    parser.add_argument(
+        "--clock",
+        choices=["wall", "thread-cpu"],
+        default="wall",
+        help="wall time, or the calling thread's CPU time (one thread only)",
+    )
     args = parser.parse_args()
+    clock = time.perf_counter if args.clock == "wall" else time.thread_time
 
     all_threads = torch.get_num_threads()
-    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}")
+    thread_counts = sorted({1, all_threads}) if args.clock == "wall" else [1]
+    print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, clock {args.clock}")
     print(f"{'size':<6} {'variant':<8} {'threads':>7} {'time/step':>12} {'Gelem/s':>8} {'GB/s':>7} {'repeats':>8}")
     for name in args.sizes.split(","):
         n = SIZES[name]
-        for threads in sorted({1, all_threads}):
+        for threads in thread_counts:
             torch.set_num_threads(threads)
             for variant, options in VARIANTS.items():
                 optimizer = make_optimizer(n, options)
-                seconds, repeats = median_step_seconds(optimizer, args.seconds)
+                seconds, repeats = median_step_seconds(optimizer, args.seconds, clock)
                 print(
                     f"{name:<6} {variant:<8} {threads:>7} {seconds * 1e6:>10.2f}us "
                     f"{n / seconds / 1e9:>8.3f} {BYTES_PER_ELEMENT * n / seconds / 1e9:>7.1f} {repeats:>8}",
