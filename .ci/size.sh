@@ -1,16 +1,14 @@
 #!/usr/bin/env bash
-# Measures the Cortex-M4F step function in the .ci/no-panic binary
+# Measures the Cortex-M4F step functions in the .ci/no-panic binary
 # (thumbv7em-none-eabihf, release, opt-level 3):
 # - the code size of the two `kernel::apply_mode` monomorphs (fused and
-#   unfused rounding), which must total at most 1.5 KiB;
-# - that they use VSQRT.F32 and VDIV.F32, that exactly one of them (the
-#   fused one) uses VFMA.F32, and that neither calls any routine, so no
-#   software float (__aeabi_*, sqrtf, fmaf) is left in the step;
-# - an estimate of cycles per element: every instruction of the loop counted
-#   once with Cortex-M4 timings (VSQRT.F32 and VDIV.F32 14, VFMA.F32 and
-#   VMLA.F32 3, loads and stores 2, anything else 1). Branches around the
-#   flag-dependent code are counted on both sides, so the estimate is an
-#   upper bound for the default flags.
+#   unfused rounding) and of the two `arch::cortex_m::plain_loop` monomorphs
+#   (the asm loops for the common flags), which must total at most 1.5 KiB;
+# - that each of the four uses VSQRT.F32 and VDIV.F32, that exactly the
+#   fused ones use VFMA.F32, that no software float routine (__aeabi_*,
+#   sqrtf, fmaf) is called, and that apply_mode calls nothing but
+#   plain_loop;
+# - an estimate of cycles per element for each loop (see `estimate` below).
 #
 # Needs arm-none-eabi-nm and arm-none-eabi-objdump (Debian binutils-arm-none-eabi).
 # Usage: bash .ci/size.sh     (under a minute when .ci/no_panic.sh ran first)
@@ -26,69 +24,59 @@ RUSTFLAGS="-C link-arg=--entry=_start" CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
     CARGO_TARGET_DIR=$target_dir \
     cargo build --release --quiet --manifest-path .ci/no-panic/Cargo.toml --target $target
 
-mapfile -t symbols < <(arm-none-eabi-nm -S "$elf" | awk '$4 ~ /kernel10apply_mode/ { print $1, $2, $4 }')
-if [ ${#symbols[@]} -ne 2 ]; then
-    echo "FAILED: expected 2 apply_mode functions (fused, unfused), found ${#symbols[@]}"
-    exit 1
-fi
-
-status=0
-total=0
-fused_count=0
-for entry in "${symbols[@]}"; do
-    read -r address size name <<<"$entry"
-    bytes=$((16#$size))
-    total=$((total + bytes))
-    start=$((16#$address))
-    # Thumb symbols have bit 0 clear in nm's output; the range is [start, start + size).
-    listing=$(arm-none-eabi-objdump -d --no-show-raw-insn \
+# Prints "address<TAB>mnemonic<TAB>operands" for each instruction of the
+# function at hex address $1 with hex size $2. Thumb symbols have bit 0
+# clear in nm's output; the range is [start, start + size).
+listing() {
+    local start=$((16#$1)) bytes=$((16#$2))
+    arm-none-eabi-objdump -d --no-show-raw-insn \
         --start-address=$start --stop-address=$((start + bytes)) "$elf" |
-        awk -F'\t' 'NF >= 2 && $1 ~ /^ *[0-9a-f]+:$/ { print $1 "\t" $2 "\t" $3 }')
+        awk -F'\t' 'NF >= 2 && $1 ~ /^ *[0-9a-f]+:$/ { print $1 "\t" $2 "\t" $3 }'
+}
 
-    kind=unfused
-    if grep -qP '\tvfma\.f32' <<<"$listing"; then
-        kind=fused
-        fused_count=$((fused_count + 1))
-    fi
-    echo "apply_mode ($kind): $bytes bytes ($name)"
+# A call: BL or BLX, with an optional condition (BLNE), but not a
+# conditional branch such as BLT or BLS.
+call='^blx?(eq|ne|cs|cc|hs|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?(\.[nw])?$'
 
-    for mnemonic in vsqrt.f32 vdiv.f32; do
-        if ! grep -qP "\t$mnemonic" <<<"$listing"; then
-            echo "  FAILED: no $mnemonic"
-            status=1
-        fi
-    done
-    calls=$(grep -P '\t(bl|blx)\t|__aeabi_|sqrtf|fmaf' <<<"$listing" || true)
-    if [ -n "$calls" ]; then
-        echo "  FAILED: calls or software float routines in the step:"
-        sed 's/^/    /' <<<"$calls"
-        status=1
-    fi
-
-    # Each loop spans from the target of a backward branch to that branch;
-    # overlapping spans (a loop with several back edges) are merged.
-    awk -F'\t' '
+# Prints one estimate of cycles per element for each loop in the listing of
+# the function at hex address $1. A loop spans from the target of a backward
+# branch within the function to that branch;
+# overlapping spans (a loop with several back edges) are merged. The
+# estimate is not a measurement: it walks the loop once, in order, with
+# these Cortex-M4 timings:
+# - VSQRT.F32 and VDIV.F32: 1 cycle to issue, result ready 14 cycles after
+#   issue. Later instructions issue meanwhile, except one that reads or
+#   writes that result or starts another VSQRT or VDIV, which waits for it.
+# - VFMA.F32 and VMLA.F32 3; VLDR, VLDM, LDR 2, or 1 right after another
+#   load; VSTR, VSTM, STR 2; a backward branch 3 (1 plus the pipeline
+#   refill); anything else (VMUL, VADD, VSUB, VMOV, ADD, SUBS) 1.
+# It ignores wait states and bus contention. Branches around flag-dependent
+# code are counted on both sides, so for the generic loop the estimate is an
+# upper bound for any one set of flags.
+estimate() {
+    awk -F'\t' -v start="$1" -v call="$call" '
         function hex(s,    i, v) {
             v = 0
             for (i = 1; i <= length(s); i++) v = v * 16 + index("0123456789abcdef", substr(s, i, 1)) - 1
             return v
         }
-        function cost(op) {
-            if (op ~ /^(vsqrt|vdiv)/) return 14
-            if (op ~ /^(vfma|vfms|vmla|vmls)/) return 3
-            if (op ~ /^(vldr|vstr|ldr|str)/) return 2
+        function is_load(o) { return o ~ /^(vldr|vldm|ldr|ldm|vpop|pop)/ }
+        function cost(o, previous) {
+            if (o ~ /^(vsqrt|vdiv)/) return 1
+            if (o ~ /^(vfma|vfms|vmla|vmls|vfnm|vnml)/) return 3
+            if (is_load(o)) return is_load(previous) ? 1 : 2
+            if (o ~ /^(vstr|vstm|str|stm|vpush|push)/) return 2
             return 1
         }
         {
             gsub(/[ :]/, "", $1)
-            a[NR] = hex($1); op[NR] = $2
-            if ($2 ~ /^b/ && match($3, /^[0-9a-f]+/)) {
+            a[NR] = hex($1); op[NR] = $2; args[NR] = $3
+            if ($2 ~ /^b/ && $2 !~ call && match($3, /^[0-9a-f]+/)) {
                 t = hex(substr($3, RSTART, RLENGTH))
-                if (t < a[NR]) { loops++; lo[loops] = t; hi[loops] = a[NR] }
+                if (t < a[NR] && t >= hex(start)) { loops++; lo[loops] = t; hi[loops] = a[NR] }
             }
         }
         END {
-            # Merge overlapping spans (sorted by start with a simple insertion sort).
             for (i = 2; i <= loops; i++)
                 for (j = i; j > 1 && lo[j] < lo[j - 1]; j--) {
                     x = lo[j]; lo[j] = lo[j - 1]; lo[j - 1] = x
@@ -101,21 +89,82 @@ for entry in "${symbols[@]}"; do
                 } else { merged++; mlo[merged] = lo[i]; mhi[merged] = hi[i] }
             }
             for (k = 1; k <= merged; k++) {
-                n = 0; c = 0
-                for (i = 1; i <= NR; i++)
-                    if (a[i] >= mlo[k] && a[i] <= mhi[k]) { n++; c += cost(op[i]) }
-                printf "  loop at %x: %d instructions, estimate at most %d cycles per element\n", mlo[k], n, c
+                n = 0; clock = 0; ready = 0; pending = ""; previous = ""
+                for (i = 1; i <= NR; i++) {
+                    if (a[i] < mlo[k] || a[i] > mhi[k]) continue
+                    n++
+                    o = op[i]
+                    # Wait for a VSQRT or VDIV result that this instruction
+                    # uses, or for the unit when it starts another one.
+                    if (clock < ready) {
+                        waits = (o ~ /^(vsqrt|vdiv)/)
+                        rest = args[i]
+                        while (!waits && match(rest, /[sd][0-9]+/)) {
+                            if (substr(rest, RSTART, RLENGTH) == pending) waits = 1
+                            rest = substr(rest, RSTART + RLENGTH)
+                        }
+                        if (waits) clock = ready
+                    }
+                    if (o ~ /^(vsqrt|vdiv)/) {
+                        match(args[i], /[sd][0-9]+/)
+                        pending = substr(args[i], RSTART, RLENGTH)
+                        ready = clock + 14
+                    }
+                    clock += cost(o, previous)
+                    if (o ~ /^b/ && a[i] == mhi[k]) clock += 2
+                    previous = o
+                }
+                if (clock < ready) clock = ready
+                printf "  loop at %x: %d instructions, estimate %d cycles per element\n", mlo[k], n, clock
             }
-        }' <<<"$listing"
+        }'
+}
+
+mapfile -t symbols < <(arm-none-eabi-nm -S "$elf" |
+    awk '$4 ~ /kernel10apply_mode|cortex_m10plain_loop/ { print $1, $2, $4 }')
+
+status=0
+total=0
+declare -A count=()
+for entry in "${symbols[@]}"; do
+    read -r address size name <<<"$entry"
+    bytes=$((16#$size))
+    total=$((total + bytes))
+    body=$(listing "$address" "$size")
+
+    function=apply_mode
+    [[ $name == *plain_loop* ]] && function=plain_loop
+    kind=unfused
+    grep -qP '\tvfma\.f32' <<<"$body" && kind=fused
+    count[$function $kind]=$((${count[$function $kind]:-0} + 1))
+    echo "$function ($kind): $bytes bytes ($name)"
+
+    for mnemonic in vsqrt.f32 vdiv.f32; do
+        if ! grep -qP "\t$mnemonic" <<<"$body"; then
+            echo "  FAILED: no $mnemonic"
+            status=1
+        fi
+    done
+    # apply_mode may call plain_loop; nothing else is called.
+    calls=$(awk -F'\t' -v call="$call" '$2 ~ call || $3 ~ /__aeabi_|sqrtf|fmaf/' <<<"$body" |
+        grep -vP '\tbl[a-z]*\t[0-9a-f]+ <[^>]*cortex_m10plain_loop[^+]*>$' || true)
+    if [ -n "$calls" ]; then
+        echo "  FAILED: calls or software float routines in the step:"
+        sed 's/^/    /' <<<"$calls"
+        status=1
+    fi
+    estimate "$address" <<<"$body"
 done
 
-echo "step function total: $total bytes (limit $max_bytes)"
+echo "step functions total: $total bytes (limit $max_bytes)"
 if [ $total -gt $max_bytes ]; then
-    echo "FAILED: the step function is larger than $max_bytes bytes"
+    echo "FAILED: the step functions are larger than $max_bytes bytes"
     status=1
 fi
-if [ $fused_count -ne 1 ]; then
-    echo "FAILED: expected VFMA.F32 in exactly the fused monomorph, found it in $fused_count"
-    status=1
-fi
+for key in "apply_mode fused" "apply_mode unfused" "plain_loop fused" "plain_loop unfused"; do
+    if [ "${count[$key]:-0}" -ne 1 ]; then
+        echo "FAILED: expected one $key function (VFMA.F32 in exactly the fused ones), found ${count[$key]:-0}"
+        status=1
+    fi
+done
 exit $status
