@@ -40,16 +40,18 @@ call='^blx?(eq|ne|cs|cc|hs|lo|mi|pl|vs|vc|hi|ls|ge|lt|gt|le|al)?(\.[nw])?$'
 
 # Prints one estimate of cycles per element for each loop in the listing of
 # the function at hex address $1. A loop spans from the target of a backward
-# branch within the function to that branch;
-# overlapping spans (a loop with several back edges) are merged. The
-# estimate is not a measurement: it walks the loop once, in order, with
-# these Cortex-M4 timings:
+# branch within the function to that branch, and overlapping spans (a loop
+# with several back edges) are merged. The estimate is not a measurement. It
+# walks the loop once, in order, with these Cortex-M4 timings:
 # - VSQRT.F32 and VDIV.F32: 1 cycle to issue, result ready 14 cycles after
 #   issue. Later instructions issue meanwhile, except one that reads or
 #   writes that result or starts another VSQRT or VDIV, which waits for it.
-# - VFMA.F32 and VMLA.F32 3; VLDR, VLDM, LDR 2, or 1 right after another
-#   load; VSTR, VSTM, STR 2; a backward branch 3 (1 plus the pipeline
-#   refill); anything else (VMUL, VADD, VSUB, VMOV, ADD, SUBS) 1.
+#   This overlap is an assumption about the M4's FPU that QEMU cannot check.
+# - VFMA.F32 and VMLA.F32: 3.
+# - VLDR, VLDM and LDR: 2, or 1 right after another load.
+# - VSTR, VSTM and STR: 2.
+# - The backward branch: 3, which is 1 plus the pipeline refill.
+# - Anything else (VMUL, VADD, VSUB, VMOV, ADD, SUBS): 1.
 # It ignores wait states and bus contention. Branches around flag-dependent
 # code are counted on both sides, so for the generic loop the estimate is an
 # upper bound for any one set of flags.

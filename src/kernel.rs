@@ -60,8 +60,9 @@ impl Flags {
         }
     }
 
-    /// The common case that `arch::run_plain` handles: no `maximize`, no
-    /// coupled L2 decay, the small-weight lerp formula and no AMSGrad.
+    /// Returns whether these are the common flags that `arch::run_plain`
+    /// handles: no `maximize`, no coupled L2 decay, the small-weight lerp
+    /// formula and no AMSGrad.
     fn is_plain(self) -> bool {
         !self.maximize && !self.coupled_l2 && self.small_lerp_weight && !self.amsgrad
     }

@@ -89,11 +89,11 @@ pub(crate) fn sqrt8(x: f32x8) -> f32x8 {
 /// `$v_update` computes `v = t2 + t1 * g` from `t1` in s11, `t2` in s12 and
 /// `g` in s7 into s12; the two rounding modes differ only there.
 ///
-/// Registers: s0..s6 hold the constants (decay, lerp weight, 1 - beta2,
-/// beta2, bias correction 2 root, negated step size, eps); s7 `g`, s8 `m`,
-/// s9 `v`, s10 `d = g - m`, s11 `t1 = (1 - beta2) * g`, s12 `t2 = v * beta2`
-/// and then the new `v`, s13 the root and then the denominator, s14 `p`,
-/// s15 the update's numerator and then the update.
+/// Registers s0..s6 hold the constants: decay, lerp weight, 1 - beta2,
+/// beta2, bias correction 2 root, negated step size and eps. The others hold
+/// s7 `g`, s8 `m`, s9 `v`, s10 `d = g - m`, s11 `t1 = (1 - beta2) * g`,
+/// s12 `t2 = v * beta2` and then the new `v`, s13 the root and then the
+/// denominator, s14 `p`, and s15 the update's numerator and then the update.
 macro_rules! plain_loop {
     ($scalars:expr, $p:expr, $g:expr, $m:expr, $v:expr, $n:expr,
      [$($m_update:literal),+], [$($v_update:literal),+]) => {
@@ -214,9 +214,9 @@ pub(crate) fn run_plain<const FUSED: bool>(
 ///
 /// # Safety
 ///
-/// `n >= 1`; `param`, `exp_avg` and `exp_avg_sq` are valid for reads and
-/// writes of `n` `f32`s, and `grad` for reads of `n`; no written array
-/// overlaps another array.
+/// `n >= 1`. `param`, `exp_avg` and `exp_avg_sq` must be valid for reads
+/// and writes of `n` `f32`s each, and `grad` for reads of `n`. No array that
+/// the loop writes may overlap another array.
 #[inline(never)]
 unsafe fn plain_loop<const FUSED: bool>(
     scalars: &StepScalars,

@@ -25,8 +25,8 @@ pub(crate) fn sqrt8(x: f32x8) -> f32x8 {
     x.sqrt()
 }
 
-/// This backend has no loop of its own for the common flags, so the kernel
-/// runs the generic one: returns false and writes nothing.
+/// Returns false without writing anything: this backend has no loop of its
+/// own for the common flags, so the kernel runs the generic one.
 #[inline(always)]
 pub(crate) fn run_plain<const FUSED: bool>(
     _scalars: &crate::StepScalars,

@@ -51,8 +51,8 @@ pub(crate) fn prefetch(address: *const u8) {
     unsafe { _mm_prefetch::<_MM_HINT_T0>(address.cast::<i8>()) }
 }
 
-/// This backend has no loop of its own for the common flags, so the kernel
-/// runs the generic one: returns false and writes nothing.
+/// Returns false without writing anything: this backend has no loop of its
+/// own for the common flags, so the kernel runs the generic one.
 #[inline(always)]
 pub(crate) fn run_plain<const FUSED: bool>(
     _scalars: &crate::StepScalars,
