@@ -10,6 +10,9 @@
 //!   registers run the one-lane loop alone, which gives the same bits with
 //!   less code.
 //! - `BACKEND`: a name for the chosen backend, for reports.
+//! - `run_plain`: the whole step for the common flags as one loop of the
+//!   backend's own. It returns false, writing nothing, where the backend has
+//!   no such loop, which is everywhere but on Cortex-M.
 //!
 //! `wide::f32x8::mul_add` is not used outside the FMA backends because it
 //! falls back to a multiply and an add, rounded twice, when the `fma` target
