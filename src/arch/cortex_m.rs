@@ -102,8 +102,9 @@ macro_rules! plain_loop {
         // VDIV.F32. The caller guarantees `plain_loop`'s safety conditions:
         // `n >= 1`, and four arrays of `n` elements, of which no written one
         // overlaps another. The loop runs `n` times and each iteration reads
-        // and writes one `f32` of each array with post-increment, so it
-        // accesses exactly elements 0..n. `$scalars` is a live `&StepScalars`
+        // and writes one `f32` of each array with post-increment. It reads
+        // element i + 1 of `g`, `m` and `v` only when `n` counts down to a
+        // value above 0, so it accesses exactly elements 0..n. `$scalars` is a live `&StepScalars`
         // and the constants are read at its fields' offsets. Every core and
         // FPU register that the block writes is declared as an output or
         // clobber, the flags are clobbered by default, and the stack is not
@@ -117,14 +118,15 @@ macro_rules! plain_loop {
                 "vldr s4, [{k}, #{bias_correction2_sqrt}]",
                 "vldr s5, [{k}, #{neg_step_size}]",
                 "vldr s6, [{k}, #{eps}]",
-                "2:",
-                // v = fma(omb2 * g, g, v * beta2).
+                // Element 0's v = fma(omb2 * g, g, v * beta2); the loop
+                // computes the next element's during its second VDIV.
                 "vldmia {g}!, {{s7}}",
                 "vldr s8, [{m}]",
                 "vldr s9, [{v}]",
                 "vmul.f32 s11, s2, s7",
                 "vmul.f32 s12, s9, s3",
                 $($v_update,)+
+                "2:",
                 // The root takes 14 cycles, while m and p * decay are
                 // computed and v and m are stored.
                 "vsqrt.f32 s13, s12",
@@ -135,14 +137,27 @@ macro_rules! plain_loop {
                 "vmul.f32 s14, s14, s0",
                 "vmul.f32 s15, s5, s8",
                 "vstmia {m}!, {{s8}}",
-                // den = sqrt(v) / bc2 + eps; p = p + (neg_step * m) / den.
-                "vdiv.f32 s13, s13, s4",
                 "subs {n}, {n}, #1",
+                // den = sqrt(v) / bc2 + eps; update = (neg_step * m) / den.
+                "vdiv.f32 s13, s13, s4",
                 "vadd.f32 s13, s13, s6",
                 "vdiv.f32 s15, s15, s13",
+                "beq 3f",
+                // The next element's v, while the second VDIV runs. The
+                // pointers of g, m and v already point at that element.
+                "vldmia {g}!, {{s7}}",
+                "vldr s8, [{m}]",
+                "vldr s9, [{v}]",
+                "vmul.f32 s11, s2, s7",
+                "vmul.f32 s12, s9, s3",
+                $($v_update,)+
+                // p = p * decay + update.
                 "vadd.f32 s14, s14, s15",
                 "vstmia {p}!, {{s14}}",
-                "bne 2b",
+                "b 2b",
+                "3:",
+                "vadd.f32 s14, s14, s15",
+                "vstmia {p}!, {{s14}}",
                 k = in(reg) core::ptr::from_ref::<StepScalars>($scalars),
                 decay = const core::mem::offset_of!(StepScalars, decay),
                 lerp_weight = const core::mem::offset_of!(StepScalars, lerp_weight),
@@ -174,8 +189,9 @@ macro_rules! plain_loop {
 ///
 /// The loop gives the generic `update`'s bits (NaN payloads aside) because
 /// it runs the same IEEE operations on the same operands in the same order.
-/// Only independent instructions are moved, so that other work overlaps the
-/// 14 cycles of VSQRT.F32 and the first VDIV.F32.
+/// Only independent instructions are moved: m, p * decay and the stores run
+/// during the 14 cycles of VSQRT.F32, and the next element's loads and v
+/// during the second VDIV.F32.
 ///
 /// Returns false, writing nothing, when the slices differ in length.
 #[inline(always)]
