@@ -27,8 +27,10 @@
 //! - An element's result does not depend on where it sits in its slice: the
 //!   8-lane body and the one-lane tail run one formula in one order.
 //! - The results are the same bits on every supported target (see the
-//!   README for the list and the digest that proves it). NaN payloads and
-//!   the sign of a NaN are not part of this promise.
+//!   README for the list and the digest that proves it).
+//! - Both promises cover every value but NaN, which stays NaN: the payload
+//!   and sign of a NaN result may differ between lanes, targets and builds,
+//!   because Rust leaves open which input NaN an operation passes on.
 //!
 //! # Numerics contract
 //!
