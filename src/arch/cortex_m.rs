@@ -118,8 +118,9 @@ macro_rules! plain_loop {
                 "vldr s4, [{k}, #{bias_correction2_sqrt}]",
                 "vldr s5, [{k}, #{neg_step_size}]",
                 "vldr s6, [{k}, #{eps}]",
-                // Element 0's v = fma(omb2 * g, g, v * beta2); the loop
-                // computes the next element's during its second VDIV.
+                // Element 0's v = fma(omb2 * g, g, v * beta2). The loop
+                // computes each later element's v during the second VDIV of
+                // the element before it.
                 "vldmia {g}!, {{s7}}",
                 "vldr s8, [{m}]",
                 "vldr s9, [{v}]",
