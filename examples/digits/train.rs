@@ -135,7 +135,7 @@ impl<'a> Trainer<'a> {
         })
     }
 
-    /// The current parameters, read where the optimizer keeps them.
+    /// Returns the current parameters, read where the optimizer keeps them.
     ///
     /// # Errors
     ///
@@ -197,7 +197,7 @@ impl<'a> Trainer<'a> {
     }
 }
 
-/// The parameters in `optimizer`.
+/// Returns the parameters registered in `optimizer`.
 fn params<'o>(optimizer: &'o Optimizer<'_, 4, 2>) -> Result<Params<'o>, OptimizerError> {
     Ok(Params {
         w1: optimizer.param(W1)?,
@@ -222,7 +222,7 @@ impl TorchReference {
         TorchReference { init_digest }
     }
 
-    /// The row of `epoch`, or `None` past the end of the file.
+    /// Finds the row of `epoch`, `None` past the end of the file.
     fn epoch(&self, epoch: u32) -> Option<EpochStats> {
         TORCH_REFERENCE
             .lines()
@@ -244,7 +244,7 @@ fn parse_row(line: &str) -> Option<EpochStats> {
     Some(row)
 }
 
-/// Why a run stopped early.
+/// The error that stopped a run.
 #[derive(Debug)]
 pub enum RunError {
     Optimizer(OptimizerError),
@@ -276,10 +276,11 @@ fn percent(correct: u32, total: usize) -> f64 {
     100.0 * f64::from(correct) / total as f64
 }
 
-/// Trains for `epochs` epochs and writes the report to `out`: per epoch the
-/// loss beside torch's, their relative difference and both accuracies, then
-/// the test accuracy, the largest relative loss difference, the digest of
-/// the final weights and the memory the training state takes.
+/// Trains for `epochs` epochs and writes the report to `out`. Each epoch's
+/// line shows the loss beside torch's, their relative difference and both
+/// accuracies. The summary gives the test accuracy, the largest relative
+/// loss difference, the digest of the final weights and the memory that the
+/// training state takes.
 ///
 /// # Errors
 ///
