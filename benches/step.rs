@@ -31,9 +31,9 @@ use criterion::{BatchSize, BenchmarkGroup, Criterion, Throughput};
 /// Bytes moved per element: 4 arrays read and 3 written, 4 bytes each.
 const BYTES_PER_ELEMENT: u64 = 28;
 
-/// Tensor sizes and their names: L1-resident up to 64K elements (1.75 MiB
-/// across the 7 arrays is L2-sized), 1M (28 MiB) near the size of a large
-/// L3, 16M (448 MiB) far beyond any cache.
+/// Tensor sizes and their names. Across the 7 arrays they take 28 KiB,
+/// 112 KiB, 1.75 MiB, 28 MiB and 448 MiB: from the size of an L1 data cache
+/// to far beyond any cache.
 const SIZES: [(usize, &str); 5] = [
     (1 << 10, "1K"),
     (1 << 12, "4K"),
@@ -75,7 +75,7 @@ struct Tensors {
 }
 
 impl Tensors {
-    /// Values of the magnitudes a training run sees: weights near 1,
+    /// Values of the magnitudes found in training: weights near 1,
     /// gradients near 1e-2, moments accumulated from such gradients.
     fn random(len: usize) -> Self {
         let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ len as u64);
@@ -89,7 +89,7 @@ impl Tensors {
     }
 
     /// Gradients and moments scaled into the subnormal range (below 2^-126,
-    /// about 1.2e-38) where `subnormal_grad` or `subnormal_moments` says so.
+    /// about 1.2e-38), as selected by `subnormal_grad` and `subnormal_moments`.
     fn subnormal(len: usize, subnormal_grad: bool, subnormal_moments: bool) -> Self {
         let mut tensors = Tensors::random(len);
         // 2^-140: the gradients and moments above fall to about 1e-45..1e-42.
@@ -127,7 +127,7 @@ impl Tensors {
     }
 }
 
-/// The textbook AdamW step as an obvious loop in `f32`, with the bias
+/// Runs the textbook AdamW step as an obvious loop in `f32`, with the bias
 /// corrections computed with `powf` per element (LLVM may hoist them, since
 /// they do not depend on the element).
 #[inline(never)]
@@ -393,8 +393,9 @@ fn output_directory() -> PathBuf {
     target.join("criterion")
 }
 
-/// The median time of one iteration in nanoseconds, from criterion's
-/// `estimates.json`, or `None` when that benchmark did not run.
+/// Reads the median time of one iteration in nanoseconds from criterion's
+/// `estimates.json`. Returns `None` when that benchmark did not run in this
+/// invocation.
 fn median_ns(directory: &Path, group: &str, function: &str) -> Option<f64> {
     let path = directory
         .join(group)
@@ -467,8 +468,7 @@ impl ThreadCpuTime {
             tv_sec: 0,
             tv_nsec: 0,
         };
-        // SAFETY: `time` is a valid, writable timespec, and
-        // CLOCK_THREAD_CPUTIME_ID exists on every Linux since 2.6.12.
+        // SAFETY: `time` is a valid, writable timespec for the whole call.
         let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
         assert_eq!(status, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
         time.tv_sec as u64 * 1_000_000_000 + time.tv_nsec as u64

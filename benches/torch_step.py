@@ -14,7 +14,7 @@ Environment (outside the repository)::
 ``--sizes 1K,4K`` limits the sizes; ``--seconds`` sets the time spent per
 measurement (default 1.0). ``--clock thread-cpu`` measures the calling
 thread's CPU time instead of wall time, as ``ADAMW_BENCH_CLOCK=thread-cpu``
-does for the criterion bench; it runs only the one-thread cases, because
+does for the criterion bench. It runs only the one-thread cases, because
 the CPU time of torch's worker threads is not counted.
 """
 
@@ -24,7 +24,8 @@ import time
 
 import torch
 
-BYTES_PER_ELEMENT = 28  # reads param, grad, exp_avg, exp_avg_sq; writes 3 of them
+# A step reads param, grad, exp_avg and exp_avg_sq and writes all but grad.
+BYTES_PER_ELEMENT = 28
 SIZES = {"1K": 1 << 10, "4K": 1 << 12, "64K": 1 << 16, "1M": 1 << 20, "16M": 1 << 24}
 VARIANTS = {
     "default": {},
