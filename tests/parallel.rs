@@ -212,3 +212,41 @@ fn parallel_missing_max_buffer_writes_nothing() {
         &state.exp_avg_sq,
     );
 }
+
+/// Tensors of 4096 elements or more run their first elements one lane at a
+/// time, up to `param`'s first 64-byte boundary, so every start offset
+/// within a cache line takes a different split. Each must match the
+/// one-lane reference.
+#[test]
+fn apply_matches_scalar_at_every_line_offset() {
+    let len = 5000;
+    let scalars = StepScalars::new(&Hyperparams::DEFAULT, 3).expect("valid hyperparameters");
+    for offset in 0..16 {
+        let initial = State::random(offset + len, 0x5EED ^ offset as u64, false);
+        let mut vector = initial.clone();
+        let mut scalar = initial;
+        let window = offset..offset + len;
+
+        let result = scalars.apply(
+            &mut vector.param[window.clone()],
+            &vector.grad[window.clone()],
+            &mut vector.exp_avg[window.clone()],
+            &mut vector.exp_avg_sq[window.clone()],
+            None,
+        );
+        assert_eq!(result, Ok(()));
+        let result = scalars.apply_scalar(
+            &mut scalar.param[window.clone()],
+            &scalar.grad[window.clone()],
+            &mut scalar.exp_avg[window.clone()],
+            &mut scalar.exp_avg_sq[window],
+            None,
+        );
+        assert_eq!(result, Ok(()));
+
+        let case = format!("offset {offset} elements");
+        assert_same_bits("param", &case, &scalar.param, &vector.param);
+        assert_same_bits("exp_avg", &case, &scalar.exp_avg, &vector.exp_avg);
+        assert_same_bits("exp_avg_sq", &case, &scalar.exp_avg_sq, &vector.exp_avg_sq);
+    }
+}
