@@ -156,15 +156,24 @@ fn naive_step(hyper: &Hyperparams, t: u64, tensors: &mut Tensors) {
 }
 
 /// Streams the seven arrays of a step, reading four and writing three, with
-/// one add per written element.
+/// one add per written element. As in the kernel, the elements before
+/// `param`'s first 64-byte boundary run apart, so that the main loop's loads
+/// do not straddle cache lines where the arrays share an offset.
 #[inline(never)]
 fn roofline(tensors: &mut Tensors) {
-    let elements = tensors
-        .param
-        .iter_mut()
-        .zip(&tensors.grad)
-        .zip(&mut tensors.exp_avg)
-        .zip(&mut tensors.exp_avg_sq);
+    let past_line = tensors.param.as_ptr() as usize % 64;
+    let head = ((64 - past_line) % 64 / 4).min(tensors.param.len());
+    let (p_head, p) = tensors.param.split_at_mut(head);
+    let (g_head, g) = tensors.grad.split_at(head);
+    let (m_head, m) = tensors.exp_avg.split_at_mut(head);
+    let (v_head, v) = tensors.exp_avg_sq.split_at_mut(head);
+    stream(p_head, g_head, m_head, v_head);
+    stream(p, g, m, v);
+}
+
+#[inline(always)]
+fn stream(param: &mut [f32], grad: &[f32], exp_avg: &mut [f32], exp_avg_sq: &mut [f32]) {
+    let elements = param.iter_mut().zip(grad).zip(exp_avg).zip(exp_avg_sq);
     for (((p, &g), m), v) in elements {
         *p += g;
         *m += g;
