@@ -28,7 +28,10 @@ impl<L: Lanes> Splat<L> {
             l2: L::splat(s.l2),
             lerp_weight: L::splat(s.lerp_weight),
             // Exact: `lerp_weight` is in [0.5, 1] wherever this is used.
-            lerp_weight_minus_one: L::splat(s.lerp_weight - 1.0),
+            // Written as `-(1 - w)` rather than `w - 1` so that w = 1
+            // (beta1 = 0) gives -0, and `fma(-0, d, g)` keeps the sign of zero
+            // that torch's `g - d * (1 - w)` gives.
+            lerp_weight_minus_one: L::splat(-(1.0 - s.lerp_weight)),
             beta2: L::splat(s.beta2),
             one_minus_beta2: L::splat(s.one_minus_beta2),
             bias_correction2_sqrt: L::splat(s.bias_correction2_sqrt),

@@ -8,6 +8,10 @@ use crate::{Error, Hyperparams, Rounding, WeightDecay};
 /// Each field is computed from the hyperparameters and the step number `t` in
 /// double precision and rounded to `f32` once, the way torch turns a Python
 /// float into the `f32` operand of a tensor operation.
+///
+/// The fields are public so that firmware can store or send a prepared step.
+/// [`StepScalars::apply`] uses whatever values they hold without checking
+/// them; only [`StepScalars::new`] gives torch's values.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StepScalars {
     /// `f32(1 - lr * weight_decay)` with decoupled decay, else 1.
@@ -44,7 +48,9 @@ impl StepScalars {
     /// # Errors
     ///
     /// [`Error::StepZero`] when `t == 0`, and
-    /// [`Error::InvalidHyperparameter`] from [`Hyperparams::validate`].
+    /// [`Error::InvalidHyperparameter`] from [`Hyperparams::validate`] or
+    /// when `lr` or `weight_decay` is so large that a scalar overflows `f32`
+    /// (torch raises an error there too).
     ///
     /// # Example
     ///
@@ -71,6 +77,15 @@ impl StepScalars {
             WeightDecay::CoupledL2 => (1.0, hyper.weight_decay as f32),
         };
 
+        let neg_step_size = (-(hyper.lr / bias_correction1)) as f32;
+
+        // torch rejects a scalar that overflows f32 ("value cannot be
+        // converted to type float without overflow"); an infinite scalar here
+        // would turn every parameter into an infinity or NaN.
+        check_fits_f32("lr", hyper.lr, neg_step_size)?;
+        check_fits_f32("weight_decay", hyper.weight_decay, decay)?;
+        check_fits_f32("weight_decay", hyper.weight_decay, l2)?;
+
         Ok(StepScalars {
             decay,
             l2,
@@ -78,11 +93,22 @@ impl StepScalars {
             beta2: hyper.beta2 as f32,
             one_minus_beta2: (1.0 - hyper.beta2) as f32,
             bias_correction2_sqrt: libm::sqrt(bias_correction2) as f32,
-            neg_step_size: (-(hyper.lr / bias_correction1)) as f32,
+            neg_step_size,
             eps: hyper.eps as f32,
             amsgrad: hyper.amsgrad,
             maximize: hyper.maximize,
             rounding: hyper.rounding,
         })
     }
+}
+
+fn check_fits_f32(name: &'static str, value: f64, scalar: f32) -> Result<(), Error> {
+    if scalar.is_finite() {
+        return Ok(());
+    }
+    Err(Error::InvalidHyperparameter {
+        name,
+        value,
+        allowed: "small enough that the step's f32 scalars stay finite (lr / (1 - beta1^t) and lr * weight_decay below 3.4e38)",
+    })
 }
