@@ -117,5 +117,10 @@ pub use schedule::{
 };
 pub use step::{adamw_step, step};
 
+// Compiles the README's Rust examples as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The name of the arithmetic backend compiled for this target, for reports.
 pub const BACKEND: &str = arch::BACKEND;
