@@ -22,7 +22,10 @@
 // target against `libm::fmaf`.
 #[cfg_attr(
     any(
-        all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "fma"),
+        all(
+            any(target_arch = "x86_64", target_arch = "x86"),
+            target_feature = "fma"
+        ),
         all(target_arch = "aarch64", target_feature = "neon"),
         all(target_arch = "arm", target_abi = "eabihf", target_os = "none"),
     ),
@@ -30,9 +33,15 @@
 )]
 pub(crate) mod exact;
 
-#[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "fma"))]
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "x86"),
+    target_feature = "fma"
+))]
 mod x86_fma;
-#[cfg(all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "fma"))]
+#[cfg(all(
+    any(target_arch = "x86_64", target_arch = "x86"),
+    target_feature = "fma"
+))]
 pub(crate) use x86_fma::*;
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
@@ -48,13 +57,19 @@ mod cortex_m;
 pub(crate) use cortex_m::*;
 
 #[cfg(not(any(
-    all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "fma"),
+    all(
+        any(target_arch = "x86_64", target_arch = "x86"),
+        target_feature = "fma"
+    ),
     all(target_arch = "aarch64", target_feature = "neon"),
     all(target_arch = "arm", target_abi = "eabihf", target_os = "none"),
 )))]
 mod portable;
 #[cfg(not(any(
-    all(any(target_arch = "x86_64", target_arch = "x86"), target_feature = "fma"),
+    all(
+        any(target_arch = "x86_64", target_arch = "x86"),
+        target_feature = "fma"
+    ),
     all(target_arch = "aarch64", target_feature = "neon"),
     all(target_arch = "arm", target_abi = "eabihf", target_os = "none"),
 )))]
