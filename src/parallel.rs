@@ -24,7 +24,8 @@ impl StepScalars {
     /// `threads` threads.
     ///
     /// The tensor is cut into `threads` chunks of equal length, rounded up to
-    /// a multiple of 8 elements (fewer chunks when the tensor is short). The
+    /// a multiple of 8 elements, but no chunk is made shorter than 4096
+    /// elements, so a short tensor gets fewer chunks than `threads`. The
     /// calling thread runs the last chunk and scoped threads run the others.
     /// If the operating system cannot start a thread, the calling thread runs
     /// that chunk itself, so the step still completes. Unlike `apply`, this
@@ -76,7 +77,7 @@ impl StepScalars {
 
         // Each chunk waits in a slot until a thread takes it, so a chunk whose
         // thread failed to start is still there for the calling thread.
-        let mut slots = Vec::with_capacity(threads.get());
+        let mut slots = Vec::with_capacity(buffers.param.len().div_ceil(chunk));
         let mut rest = buffers;
         while rest.param.len() > chunk {
             let (head, tail) = split(rest, chunk);
@@ -112,10 +113,17 @@ fn run_slot(scalars: &StepScalars, slot: &Mutex<Option<Buffers<'_>>>) {
     }
 }
 
+/// The fewest elements worth a thread of their own: a chunk this size takes
+/// a few microseconds, about what starting a thread costs.
+const MIN_CHUNK: usize = 4096;
+
 /// Computes the length of every chunk but the last: `len / threads` rounded
-/// up to a multiple of [`CHUNK_ALIGN`].
+/// up to a multiple of [`CHUNK_ALIGN`], with at most one thread per
+/// [`MIN_CHUNK`] elements, so that a huge `threads` neither allocates a slot
+/// per requested thread nor starts a thread per 8 elements.
 fn chunk_len(len: usize, threads: NonZeroUsize) -> usize {
-    let per_thread = len.div_ceil(threads.get());
+    let threads = threads.get().min(len.div_ceil(MIN_CHUNK)).max(1);
+    let per_thread = len.div_ceil(threads);
     per_thread.div_ceil(CHUNK_ALIGN) * CHUNK_ALIGN
 }
 

@@ -9,8 +9,11 @@ use std::num::NonZeroUsize;
 use adamw::{Error, Hyperparams, Rounding, StepScalars};
 
 /// Awkward lengths around the 8-element chunk alignment, and large odd ones
-/// whose chunks end in a tail.
-const SIZES: [usize; 14] = [0, 1, 7, 8, 9, 15, 16, 17, 31, 63, 100, 1001, 4099, 65_543];
+/// whose chunks end in a tail. No chunk is shorter than 4096 elements, so
+/// only the lengths from 4099 up are split.
+const SIZES: [usize; 16] = [
+    0, 1, 7, 8, 9, 15, 16, 17, 31, 63, 100, 1001, 4099, 12_345, 40_001, 65_543,
+];
 const THREADS: [usize; 6] = [1, 2, 3, 4, 7, 16];
 
 /// A fixed-seed xorshift generator, so a failure can be replayed.
@@ -248,5 +251,37 @@ fn apply_matches_scalar_at_every_line_offset() {
         assert_same_bits("param", &case, &scalar.param, &vector.param);
         assert_same_bits("exp_avg", &case, &scalar.exp_avg, &vector.exp_avg);
         assert_same_bits("exp_avg_sq", &case, &scalar.exp_avg_sq, &vector.exp_avg_sq);
+    }
+}
+
+#[test]
+fn parallel_huge_thread_count_matches_one_thread() {
+    // A thread count far above the number of chunks must neither allocate a
+    // slot per requested thread nor start a thread per 8 elements.
+    let scalars = StepScalars::new(&Hyperparams::DEFAULT, 3).unwrap();
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let len = 65_543;
+    let param_in = rng.vec(len, 1.0);
+    let grad = rng.vec(len, 0.1);
+
+    let mut expected = param_in.clone();
+    let (mut expected_m, mut expected_v) = (vec![0.0f32; len], vec![0.0f32; len]);
+    scalars
+        .apply(&mut expected, &grad, &mut expected_m, &mut expected_v, None)
+        .unwrap();
+
+    for threads in [usize::MAX, 1 << 40] {
+        let mut param = param_in.clone();
+        let (mut m, mut v) = (vec![0.0f32; len], vec![0.0f32; len]);
+        let threads = NonZeroUsize::new(threads).unwrap();
+
+        scalars
+            .apply_parallel(threads, &mut param, &grad, &mut m, &mut v, None)
+            .unwrap();
+
+        let case = format!("{threads} threads");
+        assert_same_bits("param", &case, &expected, &param);
+        assert_same_bits("exp_avg", &case, &expected_m, &m);
+        assert_same_bits("exp_avg_sq", &case, &expected_v, &v);
     }
 }
