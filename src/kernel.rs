@@ -71,7 +71,7 @@ impl Flags {
     }
 }
 
-/// `a * b + c`, rounded once or twice as the mode says.
+/// `a * b + c`, rounded once (fused) or twice (unfused).
 #[inline(always)]
 fn mul_add<L: Lanes, const FUSED: bool>(a: L, b: L, c: L) -> L {
     if FUSED { a.fma(b, c) } else { a * b + c }

@@ -47,7 +47,7 @@ fn scalars_of_coupled_l2_keep_params_undecayed() {
 }
 
 #[test]
-fn beta1_zero_keeps_torch_sign_of_zero_in_exp_avg() {
+fn beta1_zero_exp_avg_sign_of_zero() {
     // beta1 = 0 makes the lerp weight w = 1, so torch takes its large-weight
     // branch: exp_avg = g - (g - m) * (1 - w). With g = -0 and m = +0:
     // g - m = -0, (-0) * (+0) = -0, and -0 - (-0) = -0 + (+0) = +0 under
