@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 # name | environment | cargo arguments
 runs=(
     "x86-64|-|"
+    "x86-64 forced portable|CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=--cfg=adamw_no_runtime_dispatch|--target x86_64-unknown-linux-gnu"
     "x86-64-v3 (FMA3)|CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=-Ctarget-cpu=x86-64-v3|--target x86_64-unknown-linux-gnu"
     "aarch64 (qemu-aarch64)|-|--target aarch64-unknown-linux-gnu"
     "wasm32-wasip1 (node)|-|--target wasm32-wasip1"

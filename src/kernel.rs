@@ -175,6 +175,23 @@ fn check_len(name: &'static str, expected: usize, found: usize) -> Result<(), Er
 /// Runs one step over checked buffers: 8 lanes at a time where the target
 /// has vector registers, then one lane at a time.
 pub(crate) fn apply(scalars: &StepScalars, buffers: Buffers<'_>) {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(target_feature = "fma"),
+        not(adamw_no_runtime_dispatch)
+    ))]
+    if arch::has_fma_avx2() {
+        // SAFETY: `has_fma_avx2` returned true, so the CPU runs AVX, AVX2
+        // and FMA3 instructions and the OS saves the YMM registers.
+        unsafe {
+            match scalars.rounding {
+                Rounding::Fused => apply_mode_fma::<true>(scalars, buffers),
+                Rounding::Unfused => apply_mode_fma::<false>(scalars, buffers),
+            }
+        }
+        return;
+    }
+
     match scalars.rounding {
         Rounding::Fused => apply_mode::<true>(scalars, buffers, arch::SIMD, true),
         Rounding::Unfused => apply_mode::<false>(scalars, buffers, arch::SIMD, true),
@@ -199,6 +216,36 @@ fn apply_mode<const FUSED: bool>(
     simd: bool,
     plain_loop: bool,
 ) {
+    apply_lanes::<f32x8, FUSED>(scalars, buffers, simd, plain_loop);
+}
+
+/// [`apply_mode`] with the 8-lane body on AVX2 and FMA3 instructions.
+///
+/// # Safety
+///
+/// The CPU must run AVX, AVX2 and FMA3 instructions and the OS must save the
+/// YMM registers, as `arch::has_fma_avx2` checks.
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_feature = "fma"),
+    not(adamw_no_runtime_dispatch)
+))]
+#[target_feature(enable = "avx,avx2,fma")]
+#[inline(never)]
+unsafe fn apply_mode_fma<const FUSED: bool>(scalars: &StepScalars, buffers: Buffers<'_>) {
+    apply_lanes::<arch::F32x8Fma, FUSED>(scalars, buffers, true, true);
+}
+
+/// The body of [`apply_mode`], generic over the 8-lane vector type `V`.
+#[inline(always)]
+fn apply_lanes<V, const FUSED: bool>(
+    scalars: &StepScalars,
+    buffers: Buffers<'_>,
+    simd: bool,
+    plain_loop: bool,
+) where
+    V: Lanes + Chunk<8, Array = [f32; 8]>,
+{
     let flags = Flags::new(scalars);
     let Buffers {
         param,
@@ -263,11 +310,11 @@ fn apply_mode<const FUSED: bool>(
     let (v_pairs, v) = v.as_chunks_mut::<2>();
     let (max_pairs, max) = max.as_chunks_mut::<2>();
 
-    let k = Splat::<VectorPair>::new(scalars);
-    run::<VectorPair, 16, FUSED>(&k, flags, p_pairs, g_pairs, m_pairs, v_pairs, max_pairs);
+    let k = Splat::<VectorPair<V>>::new(scalars);
+    run::<VectorPair<V>, 16, FUSED>(&k, flags, p_pairs, g_pairs, m_pairs, v_pairs, max_pairs);
 
-    let k = Splat::<f32x8>::new(scalars);
-    run::<f32x8, 8, FUSED>(&k, flags, p, g, m, v, max);
+    let k = Splat::<V>::new(scalars);
+    run::<V, 8, FUSED>(&k, flags, p, g, m, v, max);
 
     let k = Splat::<f32>::new(scalars);
     run::<f32, 1, FUSED>(&k, flags, p_tail, g_tail, m_tail, v_tail, max_tail);
@@ -383,18 +430,37 @@ impl Chunk<8> for f32x8 {
     }
 }
 
-/// Two `f32x8` vectors run as one 16-lane value: every operation is the
-/// 8-lane operation on each half, so each lane gives the bits of `f32x8`.
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_feature = "fma"),
+    not(adamw_no_runtime_dispatch)
+))]
+impl Chunk<8> for arch::F32x8Fma {
+    type Array = [f32; 8];
+
+    #[inline(always)]
+    fn load(array: &[f32; 8]) -> Self {
+        arch::F32x8Fma::load(array)
+    }
+
+    #[inline(always)]
+    fn store(self, array: &mut [f32; 8]) {
+        arch::F32x8Fma::store(self, array);
+    }
+}
+
+/// Two 8-lane vectors run as one 16-lane value: every operation is the
+/// 8-lane operation on each half, so each lane gives the bits of `V`.
 #[derive(Clone, Copy)]
-struct VectorPair(f32x8, f32x8);
+struct VectorPair<V>(V, V);
 
 macro_rules! vector_pair_operator {
     ($operator:ident, $method:ident) => {
-        impl core::ops::$operator for VectorPair {
-            type Output = VectorPair;
+        impl<V: Lanes> core::ops::$operator for VectorPair<V> {
+            type Output = VectorPair<V>;
 
             #[inline(always)]
-            fn $method(self, other: VectorPair) -> VectorPair {
+            fn $method(self, other: VectorPair<V>) -> VectorPair<V> {
                 VectorPair(self.0.$method(other.0), self.1.$method(other.1))
             }
         }
@@ -406,19 +472,19 @@ vector_pair_operator!(Sub, sub);
 vector_pair_operator!(Mul, mul);
 vector_pair_operator!(Div, div);
 
-impl core::ops::Neg for VectorPair {
-    type Output = VectorPair;
+impl<V: Lanes> core::ops::Neg for VectorPair<V> {
+    type Output = VectorPair<V>;
 
     #[inline(always)]
-    fn neg(self) -> VectorPair {
+    fn neg(self) -> VectorPair<V> {
         VectorPair(-self.0, -self.1)
     }
 }
 
-impl Lanes for VectorPair {
+impl<V: Lanes> Lanes for VectorPair<V> {
     #[inline(always)]
     fn splat(x: f32) -> Self {
-        VectorPair(f32x8::splat(x), f32x8::splat(x))
+        VectorPair(V::splat(x), V::splat(x))
     }
 
     #[inline(always)]
@@ -437,17 +503,18 @@ impl Lanes for VectorPair {
     }
 }
 
-impl Chunk<16> for VectorPair {
+impl<V: Chunk<8, Array = [f32; 8]>> Chunk<16> for VectorPair<V> {
     type Array = [[f32; 8]; 2];
 
     #[inline(always)]
     fn load(array: &[[f32; 8]; 2]) -> Self {
-        VectorPair(f32x8::new(array[0]), f32x8::new(array[1]))
+        VectorPair(V::load(&array[0]), V::load(&array[1]))
     }
 
     #[inline(always)]
     fn store(self, array: &mut [[f32; 8]; 2]) {
-        array[0] = self.0.to_array();
-        array[1] = self.1.to_array();
+        let [first, second] = array;
+        self.0.store(first);
+        self.1.store(second);
     }
 }

@@ -80,6 +80,14 @@
 //! M33, and an exact software fused multiply-add everywhere else. A
 //! fast-math flag or `-C target-feature=+fma` on a CPU without FMA breaks
 //! these guarantees.
+//!
+//! x86-64 builds without the `fma` target feature, such as the default
+//! `x86_64-unknown-linux-gnu` target, check the CPU once at run time with
+//! CPUID. Where it has AVX2 and FMA3, the step runs its 8-lane body with
+//! those instructions, with the same bits as the software fused
+//! multiply-add; [`backend`] names the path in use. Building with
+//! `RUSTFLAGS="--cfg adamw_no_runtime_dispatch"` turns the check off, so
+//! that the software path can be tested on any x86-64 CPU.
 
 #![no_std]
 #![deny(missing_docs)]
@@ -123,4 +131,14 @@ pub use step::{adamw_step, step};
 struct ReadmeDoctests;
 
 /// The name of the arithmetic backend compiled for this target, for reports.
+/// On x86-64 without the `fma` target feature the step may use FMA3 chosen
+/// at run time instead; [`backend`] reports the path in use.
 pub const BACKEND: &str = arch::BACKEND;
+
+/// Returns the name of the arithmetic backend that [`StepScalars::apply`]
+/// uses on this CPU, for reports: [`BACKEND`], or the AVX2 and FMA3 path
+/// where an x86-64 build without the `fma` target feature selects it at run
+/// time.
+pub fn backend() -> &'static str {
+    arch::backend()
+}

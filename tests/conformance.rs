@@ -1049,7 +1049,7 @@ fn run() -> i32 {
         passed: 0,
         failed: 0,
     };
-    say!("backend: {}", adamw::BACKEND);
+    say!("backend: {}", adamw::backend());
     say!(
         "target features: fma {}, neon {}, simd128 {}",
         cfg!(target_feature = "fma"),

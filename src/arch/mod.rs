@@ -17,6 +17,13 @@
 //! `wide::f32x8::mul_add` is not used outside the FMA backends because it
 //! falls back to a multiply and an add, rounded twice, when the `fma` target
 //! feature is off.
+//!
+//! On x86-64 without the `fma` target feature, `x86_dispatch` checks the CPU
+//! at run time, and the kernel runs its 8-lane body with AVX2 and FMA3 where
+//! they are present. The portable backend still provides the items above,
+//! and `apply_scalar` always uses them. Building with
+//! `RUSTFLAGS="--cfg adamw_no_runtime_dispatch"` leaves the check out, so
+//! that tests run the portable backend on any x86-64 CPU.
 
 // The portable backend uses the emulation; the unit tests check it on every
 // target against `libm::fmaf`.
@@ -43,6 +50,33 @@ mod x86_fma;
     target_feature = "fma"
 ))]
 pub(crate) use x86_fma::*;
+
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_feature = "fma"),
+    not(adamw_no_runtime_dispatch)
+))]
+mod x86_dispatch;
+#[cfg(all(
+    target_arch = "x86_64",
+    not(target_feature = "fma"),
+    not(adamw_no_runtime_dispatch)
+))]
+pub(crate) use x86_dispatch::{F32x8Fma, has_fma_avx2};
+
+/// Returns the name of the backend that `StepScalars::apply` uses on this
+/// CPU: `BACKEND`, or the run-time FMA3 path where the kernel selects it.
+pub(crate) fn backend() -> &'static str {
+    #[cfg(all(
+        target_arch = "x86_64",
+        not(target_feature = "fma"),
+        not(adamw_no_runtime_dispatch)
+    ))]
+    if has_fma_avx2() {
+        return x86_dispatch::DISPATCH_BACKEND;
+    }
+    BACKEND
+}
 
 #[cfg(all(target_arch = "aarch64", target_feature = "neon"))]
 mod aarch64;
