@@ -425,7 +425,7 @@ fn median_ns(directory: &Path, group: &str, function: &str) -> Option<f64> {
 /// roofline of the same size.
 fn print_summary(directory: &Path) {
     println!();
-    println!("backend: {}", adamw::BACKEND);
+    println!("backend: {}", adamw::backend());
     println!(
         "{:<6} {:<16} {:>12} {:>10} {:>9} {:>9}",
         "size", "kernel", "time/step", "Gelem/s", "GB/s", "roofline"

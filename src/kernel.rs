@@ -55,6 +55,9 @@ impl Flags {
     fn new(s: &StepScalars) -> Self {
         Flags {
             maximize: s.maximize,
+            // NOTE: a weight decay that rounds to 0 in f32 (below about
+            // 1e-45) skips the L2 term here, while torch still adds
+            // 0 * param, which is NaN where param is infinite.
             coupled_l2: s.l2 != 0.0,
             // torch's lerp switches formulas at |weight| = 0.5 to stay
             // accurate near both ends.

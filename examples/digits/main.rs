@@ -49,7 +49,7 @@ fn main() -> std::process::ExitCode {
         Err(_) => train::EPOCHS,
     };
 
-    println!("target: host, AdamW backend: {}", adamw::BACKEND);
+    println!("target: host, AdamW backend: {}", adamw::backend());
     let start = std::time::Instant::now();
     if let Err(e) = train::run(epochs, &mut Stdout) {
         eprintln!("{e}");
@@ -88,7 +88,7 @@ mod bare_metal {
             return 2;
         };
 
-        semihosting::println!("target: bare metal, AdamW backend: {}", adamw::BACKEND);
+        semihosting::println!("target: bare metal, AdamW backend: {}", adamw::backend());
         match train::run(epochs, &mut Stdout) {
             Ok(()) => 0,
             Err(e) => {
