@@ -88,6 +88,17 @@
 //! multiply-add; [`backend`] names the path in use. Building with
 //! `RUSTFLAGS="--cfg adamw_no_runtime_dispatch"` turns the check off, so
 //! that the software path can be tested on any x86-64 CPU.
+//!
+//! # Features
+//!
+//! None is on by default, and without them the crate is `no_std` and
+//! allocates nothing.
+//!
+//! - `std`: `StepScalars::apply_parallel`, which splits one tensor across
+//!   scoped threads with bit-identical results.
+//! - `ffi`: the C ABI in the `ffi` module, declared in `include/adamw.h`.
+//! - `ffi-panic-handler`: `ffi` plus the panic handler that a static or
+//!   dynamic library built from this crate alone needs.
 
 #![no_std]
 #![deny(missing_docs)]
