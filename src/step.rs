@@ -1,4 +1,4 @@
-//! The public step functions: the seed-compatible `adamw_step`, and
+//! The public step functions: the one-call `adamw_step`, and
 //! `StepScalars::apply` for many tensors with one set of scalars.
 
 use crate::kernel::{self, Buffers};

@@ -120,7 +120,7 @@ impl Buffers {
         }
     }
 
-    /// The seed-compatible `adamw_step` over these buffers.
+    /// The basic `adamw_step` over these buffers.
     fn step_seed(&mut self, step: u64, lr: f64, weight_decay: f64) -> i32 {
         // SAFETY: every pointer is a live Vec of LEN floats.
         unsafe {
@@ -1273,7 +1273,7 @@ mod linreg {
         let loss = loss_and_grad(&mut md, &data);
         print_model(&mut out, "A", &md, loss);
 
-        // B: the seed-compatible step.
+        // B: the basic step.
         let mut md = Model::default();
         for t in 1..=STEPS {
             loss_and_grad(&mut md, &data);

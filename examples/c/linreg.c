@@ -5,7 +5,7 @@
  *
  *   A: adamw_prepare once per step, adamw_apply to the weight and the bias
  *      tensor, with AMSGrad.
- *   B: the seed-compatible adamw_step on each tensor.
+ *   B: the basic adamw_step on each tensor.
  *   C: adamw_step_config with unfused rounding and coupled L2 decay.
  *
  * Then it prints the codes and messages of three rejected calls. The data
