@@ -2,7 +2,7 @@
 
 use crate::Error;
 
-/// How the fused multiply-adds of torch's CPU kernels are rounded.
+/// The rounding of the fused multiply-adds in torch's CPU kernels.
 ///
 /// Both modes give the same bits on every supported target. They differ from
 /// each other in the last bit of `exp_avg` and `exp_avg_sq` for some inputs.
@@ -18,7 +18,7 @@ pub enum Rounding {
     Unfused = 1,
 }
 
-/// Where the weight decay is applied.
+/// The place in the step where the weight decay is applied.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(u8)]
 pub enum WeightDecay {

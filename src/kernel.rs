@@ -80,8 +80,9 @@ fn mul_add<L: Lanes, const FUSED: bool>(a: L, b: L, c: L) -> L {
     if FUSED { a.fma(b, c) } else { a * b + c }
 }
 
-/// One element's (or eight elements') step. The operations and their order
-/// are torch's single-tensor CPU path; see the crate documentation.
+/// Computes one element's (or eight elements') step. The operations and
+/// their order are those of torch's single-tensor CPU path, listed in the
+/// crate documentation.
 #[inline(always)]
 fn update<L: Lanes, const FUSED: bool>(
     k: &Splat<L>,
@@ -239,7 +240,7 @@ unsafe fn apply_mode_fma<const FUSED: bool>(scalars: &StepScalars, buffers: Buff
     apply_lanes::<arch::F32x8Fma, FUSED>(scalars, buffers, true, true);
 }
 
-/// The body of [`apply_mode`], generic over the 8-lane vector type `V`.
+/// Runs the body of [`apply_mode`], generic over the 8-lane vector type `V`.
 #[inline(always)]
 fn apply_lanes<V, const FUSED: bool>(
     scalars: &StepScalars,
@@ -258,8 +259,8 @@ fn apply_lanes<V, const FUSED: bool>(
         max_exp_avg_sq,
     } = buffers;
 
-    // Without AMSGrad the maximum is neither read nor written; an empty slice
-    // stands in, and each lane reads 0 from it.
+    // Without AMSGrad the maximum is neither read nor written. An empty slice
+    // takes its place, so each lane reads 0.
     let max_exp_avg_sq = max_exp_avg_sq.unwrap_or_default();
 
     if !simd {

@@ -25,7 +25,8 @@ pub(crate) trait Lanes:
 
     fn sqrt(self) -> Self;
 
-    /// The larger of two values, NaN when either is NaN, as `torch.maximum`.
+    /// Returns the larger of two values, or NaN when either is NaN, as
+    /// `torch.maximum` does.
     fn max_nan(self, other: Self) -> Self;
 }
 

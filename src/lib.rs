@@ -74,10 +74,10 @@
 //!
 //! # Targets
 //!
-//! The `arch` module picks the instructions at compile time: FMA3 on x86
-//! with the `fma` target feature (build with `-C target-cpu=x86-64-v3` or
-//! `native`), NEON on aarch64, VFMA.F32 and VSQRT.F32 on Cortex-M4F, M7 and
-//! M33, and an exact software fused multiply-add everywhere else. A
+//! The `arch` module picks the instructions at compile time. It uses FMA3 on
+//! x86 with the `fma` target feature (build with `-C target-cpu=x86-64-v3`
+//! or `native`), NEON on aarch64, and VFMA.F32 and VSQRT.F32 on Cortex-M4F,
+//! M7 and M33. Everywhere else it uses an exact software fused multiply-add. A
 //! fast-math flag or `-C target-feature=+fma` on a CPU without FMA breaks
 //! these guarantees.
 //!

@@ -113,14 +113,15 @@ fn run_slot(scalars: &StepScalars, slot: &Mutex<Option<Buffers<'_>>>) {
     }
 }
 
-/// The fewest elements worth a thread of their own: a chunk this size takes
-/// a few microseconds, about what starting a thread costs.
+/// The minimum chunk length that gets a thread of its own. A chunk this size
+/// takes a few microseconds, about what starting a thread costs (an estimate,
+/// not measured per machine).
 const MIN_CHUNK: usize = 4096;
 
 /// Computes the length of every chunk but the last: `len / threads` rounded
-/// up to a multiple of [`CHUNK_ALIGN`], with at most one thread per
-/// [`MIN_CHUNK`] elements, so that a huge `threads` neither allocates a slot
-/// per requested thread nor starts a thread per 8 elements.
+/// up to a multiple of [`CHUNK_ALIGN`]. At most one thread runs per
+/// [`MIN_CHUNK`] elements, so a huge `threads` neither allocates a slot per
+/// requested thread nor starts a thread per 8 elements.
 fn chunk_len(len: usize, threads: NonZeroUsize) -> usize {
     let threads = threads.get().min(len.div_ceil(MIN_CHUNK)).max(1);
     let per_thread = len.div_ceil(threads);

@@ -171,7 +171,7 @@ fn apply_matches_apply_scalar_at_every_position() {
                     run(&scalars, &mut scalar, offset, len, false);
 
                     // Guard cells and the read-only grad compare equal too,
-                    // because both runs started from the same buffers; the
+                    // because both runs started from the same buffers. The
                     // next test checks the guard cells bit for bit.
                     for ((name, v), (_, s)) in vector.named().into_iter().zip(scalar.named()) {
                         for (i, (a, b)) in v.iter().zip(s).enumerate() {

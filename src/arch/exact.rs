@@ -2,7 +2,7 @@
 //! arithmetic and no branches, so that 8 lanes vectorise.
 //!
 //! The product of two `f32` values is exact in `f64` (24 + 24 bits < 53
-//! bits, and the exponent range of `f64` holds every product, subnormals
+//! bits, and the exponent range of `f64` contains every product, subnormals
 //! included). The sum is then computed with round-to-odd: round to nearest,
 //! recover the rounding error exactly with Knuth's TwoSum, and where the sum
 //! was inexact and its last bit is even, step one unit towards the exact

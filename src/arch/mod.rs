@@ -1,4 +1,4 @@
-//! Target-specific arithmetic: the only module that knows which instructions
+//! Target-specific arithmetic: the only module that names the instructions
 //! a target has.
 //!
 //! Every backend provides the same items with the same results:
